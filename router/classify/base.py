@@ -1,0 +1,38 @@
+"""The Classifier seam: a complexity score in [0, 1] for a request, with its embedding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from router.api.protocol import ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The classifier's verdict on one request.
+
+    ``score`` estimates P(the strong model is needed). ``embedding`` is the encoder's output
+    (L2-normalised, float32) when an encoder ran, so the semantic cache can reuse it.
+    """
+
+    score: float
+    source: str
+    """Which classifier produced the score, e.g. ``"heuristic"`` or ``"minilm-mlp@<hash>"``."""
+    latency_s: float
+    embedding: npt.NDArray[np.float32] | None = None
+
+
+class Classifier(Protocol):
+    """Scores how complex a request is."""
+
+    async def classify(self, req: ChatRequest) -> Classification:
+        """Score ``req``; never blocks the event loop."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop worker threads and free the model."""
+        ...

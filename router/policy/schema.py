@@ -1,0 +1,219 @@
+"""The policy schema: models, routes, retries, fallbacks, limits and auth.
+
+Every model is ``extra="forbid"`` and frozen: an unknown key is an error that names its path, and
+a loaded policy can be shared by every request without copying. Cross-references (a route's tier
+naming a model, a fallback naming a model) are checked in :meth:`Policy._check_references`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+
+from router.classify.settings import ClassifierSettings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
+BackendKind = Literal["openai_compat", "litellm", "local"]
+
+
+class Strict(BaseModel):
+    """Base for policy sections: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(Strict):
+    """A model's price in US dollars per million tokens."""
+
+    input_usd_per_mtok: Annotated[float, Field(ge=0)]
+    output_usd_per_mtok: Annotated[float, Field(ge=0)]
+    cached_input_usd_per_mtok: Annotated[float, Field(ge=0)] | None = None
+
+
+class Capabilities(Strict):
+    """What a model can do; the router never sends a request to a model that cannot serve it."""
+
+    tools: bool = True
+    json_schema: bool = True
+    vision: bool = False
+    context_window: Annotated[int, Field(gt=0)] = 8192
+    max_output_tokens: Annotated[int, Field(gt=0)] = 4096
+
+
+class RetryPolicy(Strict):
+    """How a target is retried before its fallbacks are tried."""
+
+    attempts: Annotated[int, Field(ge=1, le=10)] = 2
+    backoff_s: Annotated[float, Field(ge=0)] = 0.1
+    max_backoff_s: Annotated[float, Field(ge=0)] = 2.0
+    on: tuple[RetryOn, ...] = ("rate_limit", "server_error", "timeout", "connection")
+
+
+class Timeouts(Strict):
+    """Per-target timeouts in seconds."""
+
+    connect_s: Annotated[float, Field(gt=0)] = 5.0
+    total_s: Annotated[float, Field(gt=0)] = 60.0
+    first_token_s: Annotated[float, Field(gt=0)] | None = None
+
+
+class ModelSpec(Strict):
+    """One model the gateway can call."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+    backend: BackendKind
+    upstream_model: str | None = None
+    endpoint: str | None = None
+    api_key: SecretStr | None = None
+    missing_credential: str | None = None
+    tier: str | None = None
+    price: Price | None = None
+    capabilities: Capabilities = Capabilities()
+    retry: RetryPolicy | None = None
+    timeouts: Timeouts | None = None
+    fallbacks: tuple[str, ...] = ()
+    headers: dict[str, str] = Field(default_factory=dict)
+    local: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @property
+    def wire_model(self) -> str:
+        """The model name sent upstream."""
+        return self.upstream_model or self.name
+
+    @property
+    def available(self) -> bool:
+        """False when a credential it needs is not set in the environment."""
+        return self.missing_credential is None
+
+
+class Tier(Strict):
+    """One tier of a route: requests scoring at least ``min_score`` may go here."""
+
+    name: Annotated[str, Field(min_length=1)]
+    model: str
+    min_score: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class RuleMatch(Strict):
+    """Conditions of a rule; every condition given must hold."""
+
+    capability: tuple[Literal["tools", "json_schema", "vision"], ...] = ()
+    team: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    hint: tuple[str, ...] = ()
+
+
+class Rule(Strict):
+    """Pin a route's requests to a tier or model when ``when`` matches."""
+
+    when: RuleMatch
+    use: str
+    reason: str | None = None
+
+
+class Route(Strict):
+    """A route alias such as ``auto``: tiers chosen by the complexity score, plus rules."""
+
+    alias: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+    tiers: Annotated[tuple[Tier, ...], Field(min_length=1)]
+    rules: tuple[Rule, ...] = ()
+    allow_override: bool = True
+    target_strong_share: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> Route:
+        scores = [t.min_score for t in self.tiers]
+        if scores[0] != 0.0:
+            raise ValueError("the first tier must have min_score 0 so that every score has a tier")
+        if scores != sorted(scores) or len(set(scores)) != len(scores):
+            raise ValueError("tiers must be ordered by strictly increasing min_score")
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be unique within a route")
+        return self
+
+    def tier(self, name: str) -> Tier | None:
+        """The tier called ``name``, if any."""
+        return next((t for t in self.tiers if t.name == name), None)
+
+
+class Limits(Strict):
+    """Request limits."""
+
+    max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
+
+
+class Defaults(Strict):
+    """Defaults applied to every model that does not set its own."""
+
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts()
+
+
+class Policy(Strict):
+    """A whole, validated policy."""
+
+    version: Literal[1] = 1
+    auth: Literal["none", "keys"] = "none"
+    limits: Limits = Limits()
+    defaults: Defaults = Defaults()
+    classifier: ClassifierSettings = ClassifierSettings()
+    models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
+    routes: tuple[Route, ...] = ()
+
+    _by_name: dict[str, ModelSpec] = PrivateAttr(default_factory=dict)
+    _by_alias: dict[str, Route] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Index models and routes once; lookups happen on every request."""
+        self._by_name = {m.name: m for m in self.models}
+        self._by_alias = {r.alias: r for r in self.routes}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Policy:
+        names = [m.name for m in self.models]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate model names: {sorted(dup)}")
+        known = set(names)
+        aliases = [r.alias for r in self.routes]
+        if len(set(aliases)) != len(aliases):
+            raise ValueError("route aliases must be unique")
+        clash = known & set(aliases)
+        if clash:
+            raise ValueError(f"route aliases clash with model names: {sorted(clash)}")
+        for i, m in enumerate(self.models):
+            for f in m.fallbacks:
+                if f not in known:
+                    raise ValueError(f"models[{i}].fallbacks: unknown model {f!r}")
+                if f == m.name:
+                    raise ValueError(f"models[{i}].fallbacks: a model cannot fall back to itself")
+        for i, r in enumerate(self.routes):
+            tier_names = {t.name for t in r.tiers}
+            for j, t in enumerate(r.tiers):
+                if t.model not in known:
+                    raise ValueError(f"routes[{i}].tiers[{j}].model: unknown model {t.model!r}")
+            for j, rule in enumerate(r.rules):
+                if rule.use not in known and rule.use not in tier_names:
+                    raise ValueError(
+                        f"routes[{i}].rules[{j}].use: {rule.use!r} is neither a tier of "
+                        f"{r.alias!r} nor a model"
+                    )
+        return self
+
+    def model(self, name: str) -> ModelSpec | None:
+        """The model called ``name``, if any."""
+        return self._by_name.get(name)
+
+    def route(self, alias: str) -> Route | None:
+        """The route with alias ``alias``, if any."""
+        return self._by_alias.get(alias)
+
+    def retry_for(self, model: ModelSpec) -> RetryPolicy:
+        """The retry policy in force for ``model``."""
+        return model.retry or self.defaults.retry
+
+    def timeouts_for(self, model: ModelSpec) -> Timeouts:
+        """The timeouts in force for ``model``."""
+        return model.timeouts or self.defaults.timeouts
