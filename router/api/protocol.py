@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from router.errors import InvalidRequest
 
@@ -112,6 +113,14 @@ class ChatRequest(BaseModel):
     response_format: ResponseFormat | None = None
     user: str | None = None
 
+    _raw: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def raw_body(self) -> dict[str, Any]:
+        """The body as the client sent it (nulls and unknown fields included)."""
+        if self._raw is None:
+            self._raw = self.model_dump(exclude_unset=True)
+        return self._raw
+
     @field_validator("stop")
     @classmethod
     def _at_most_four_stops(cls, v: str | list[str] | None) -> str | list[str] | None:
@@ -159,21 +168,33 @@ def _loc_to_param(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[ContentPart]", "function-after[_at_most_four_stops()]"):
-            continue
-        elif part.startswith(("list[", "function-", "constrained-")):
-            continue
+        elif part == "str" or part.startswith(("list[", "function-", "constrained-")):
+            continue  # pydantic's names for union members, not fields
         else:
             out += f".{part}" if out else part
     return out
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
-    """Validate a request body, raising :class:`InvalidRequest` that names the bad field."""
+    """Validate a request body, raising :class:`InvalidRequest` that names the bad field.
+
+    Validation is strict (``"temperature": "0.5"`` is an error, as it is for OpenAI): a value
+    the gateway coerced would still reach the upstream in its original, wrong type.
+    """
     try:
-        return ChatRequest.model_validate_json(body)
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        req = ChatRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:
         raise invalid_request_from(exc) from None
+    req._raw = raw
+    return req
 
 
 def invalid_request_from(exc: ValidationError) -> InvalidRequest:
@@ -192,7 +213,9 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequest:
         )
     if err["type"] == "missing":
         return InvalidRequest(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+            f"Missing required parameter: '{param}'.",
+            param=param,
+            code="missing_required_parameter",
         )
     got = err.get("input")
     shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__

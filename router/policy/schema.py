@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from router.classify.settings import ClassifierSettings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
 BackendKind = Literal["openai_compat", "litellm", "local"]

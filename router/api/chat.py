@@ -1,0 +1,80 @@
+"""``POST /v1/chat/completions``."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from router.api.body import read_body
+from router.api.protocol import parse_chat_request
+from router.api.responses import JSONBytesResponse, error_response
+from router.context import RequestContext
+from router.errors import RouterError, UpstreamError
+from router.pipeline import response_headers, run_chat
+from router.services import Services
+
+log = structlog.get_logger("router.request")
+CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def request_id(request: Request) -> str:
+    """The client's ``x-request-id`` when it is sane, otherwise a new one."""
+    given = request.headers.get("x-request-id")
+    if given and CLIENT_REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+async def chat_completions(request: Request) -> Response:
+    """Validate, authenticate, route and answer one chat completion request."""
+    services: Services = request.app.state.services
+    loaded = services.policies.current
+    policy = loaded.policy
+    rid = request_id(request)
+    base_headers = {"x-request-id": rid, "x-router-policy": loaded.hash}
+    started = time.perf_counter()
+    try:
+        principal = await services.auth.authenticate(
+            policy.auth, request.headers.get("authorization")
+        )
+        body = await read_body(request, policy.limits.max_body_bytes)
+        req = parse_chat_request(body)
+        extras = req.extra_fields()
+        if extras:
+            log.info("extra_fields", request_id=rid, policy_hash=loaded.hash, fields=extras)
+        ctx = RequestContext(
+            request_id=rid,
+            tenant=principal.tenant,
+            key_id=principal.key_id,
+            team=principal.team,
+            route_override=request.headers.get("x-router-route") or None,
+            hint=request.headers.get("x-router-hint") or None,
+            started_at=started,
+        )
+        outcome = await run_chat(services, loaded, req, ctx)
+    except RouterError as err:
+        if not isinstance(err, UpstreamError):  # upstream failures are recorded by the pipeline
+            log.info(
+                "request_rejected",
+                request_id=rid,
+                policy_hash=loaded.hash,
+                status=err.status,
+                code=err.code,
+                param=err.param,
+                message=err.message,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+        return error_response(err, base_headers)
+    headers = response_headers(outcome)
+    if outcome.stream is not None:
+        return StreamingResponse(
+            outcome.stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+    assert outcome.completion is not None
+    return JSONBytesResponse(outcome.completion.body, headers=headers)

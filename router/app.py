@@ -1,0 +1,81 @@
+"""``create_app(settings)``: the Starlette application; its lifespan builds Services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from router.api.chat import chat_completions
+from router.api.health import healthz, readyz
+from router.api.models import list_models
+from router.api.responses import JSONBytesResponse
+from router.errors import error_body
+from router.policy.store import PolicyStore
+from router.services import Services
+from router.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = {
+        404: f"No route for {request.method} {request.url.path}.",
+        405: f"Method {request.method} is not allowed on {request.url.path}.",
+    }.get(exc.status_code, str(exc.detail))
+    return JSONBytesResponse(
+        error_body(message, "invalid_request_error", None, code),
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
+    return JSONBytesResponse(
+        error_body("The gateway failed unexpectedly.", "server_error", None, "internal_error"),
+        status_code=500,
+    )
+
+
+def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starlette:
+    """Build the application. ``policies`` lets tests and the CLI pass a preloaded store."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.start(settings, policies)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+
+
+def app_from_env() -> Starlette:
+    """The uvicorn factory: settings from the environment (each worker process calls it)."""
+    from router.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

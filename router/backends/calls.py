@@ -1,0 +1,125 @@
+"""Calling a decision's target with retries (tenacity), then its fallbacks, in order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from router.api.protocol import ChatRequest
+from router.backends.base import Backend, Chunk, Completion
+from router.errors import RETRY_CLASSES, UpstreamAuthError, UpstreamError
+from router.policy.schema import ModelSpec, Policy, RetryPolicy
+from router.route.decision import RouteDecision
+
+log = structlog.get_logger(__name__)
+
+BackendFor = Callable[[ModelSpec], Backend]
+
+
+@dataclass(slots=True)
+class Attempts:
+    """What was tried for one request, for headers, logs and the ledger."""
+
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    """(model name, error code) of each failed attempt, in order."""
+    model: ModelSpec | None = None
+    """The model that answered."""
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether a model other than the first one answered."""
+        return (
+            bool(self.failures)
+            and self.model is not None
+            and any(name != self.model.name for name, _ in self.failures)
+        )
+
+
+def _retryable(policy: RetryPolicy) -> Callable[[BaseException], bool]:
+    classes = tuple(RETRY_CLASSES[name] for name in policy.on)
+    return lambda exc: isinstance(exc, classes)
+
+
+def _falls_back(exc: UpstreamError) -> bool:
+    """Errors worth another model: transient ones, and a model whose credentials fail."""
+    return exc.retryable or isinstance(exc, UpstreamAuthError)
+
+
+def _retrying(policy: RetryPolicy) -> AsyncRetrying:
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait_exponential_jitter(initial=policy.backoff_s, max=policy.max_backoff_s),
+        retry=retry_if_exception(_retryable(policy)),
+        reraise=True,
+    )
+
+
+def _candidates(decision: RouteDecision) -> tuple[ModelSpec, ...]:
+    return (decision.target, *decision.fallbacks)
+
+
+async def complete_with_fallbacks(
+    req: ChatRequest, decision: RouteDecision, policy: Policy, backend_for: BackendFor,
+    attempts: Attempts,
+) -> Completion:  # fmt: skip
+    """Return the first successful completion among the target and its fallbacks."""
+    last: UpstreamError | None = None
+    for target in _candidates(decision):
+        backend = backend_for(target)
+        try:
+            async for attempt in _retrying(policy.retry_for(target)):
+                with attempt:
+                    try:
+                        result = await backend.complete(req, target, policy)
+                    except UpstreamError as exc:
+                        attempts.failures.append((target.name, exc.code or "error"))
+                        raise
+            attempts.model = target
+            return result
+        except UpstreamError as exc:
+            last = exc
+            if not _falls_back(exc):
+                raise
+            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+    assert last is not None
+    raise last
+
+
+async def open_stream_with_fallbacks(
+    req: ChatRequest, decision: RouteDecision, policy: Policy, backend_for: BackendFor,
+    attempts: Attempts,
+) -> tuple[Chunk, AsyncIterator[Chunk]]:  # fmt: skip
+    """Open a stream on the first target that yields a first chunk.
+
+    Retries and fallbacks are possible only until the first chunk: after that the client has
+    seen output, and a failure becomes an error event on the stream.
+    """
+    last: UpstreamError | None = None
+    for target in _candidates(decision):
+        backend = backend_for(target)
+        try:
+            async for attempt in _retrying(policy.retry_for(target)):
+                with attempt:
+                    it = backend.stream(req, target, policy).__aiter__()
+                    try:
+                        first = await it.__anext__()
+                    except StopAsyncIteration:
+                        attempts.failures.append((target.name, "empty_stream"))
+                        raise RETRY_CLASSES["interrupted"](
+                            f"Upstream '{target.name}' sent an empty stream.", model=target.name
+                        ) from None
+                    except UpstreamError as exc:
+                        attempts.failures.append((target.name, exc.code or "error"))
+                        raise
+            attempts.model = target
+            return first, it
+        except UpstreamError as exc:
+            last = exc
+            if not _falls_back(exc):
+                raise
+            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+    assert last is not None
+    raise last

@@ -1,0 +1,45 @@
+"""Prices and costs. Costs are exact: US dollars from token counts and per-million prices."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from router.backends.base import Usage
+from router.policy.schema import ModelSpec, Price
+
+
+def cost_usd(price: Price | None, usage: Usage | None) -> float:
+    """The cost of ``usage`` at ``price``, in US dollars (0 when either is unknown)."""
+    if price is None or usage is None:
+        return 0.0
+    raw = (
+        usage.prompt_tokens * price.input_usd_per_mtok
+        + usage.completion_tokens * price.output_usd_per_mtok
+    ) / 1_000_000
+    return round(raw, 12)
+
+
+def model_cost_usd(model: ModelSpec, usage: Usage | None) -> float:
+    """The cost of ``usage`` on ``model`` at its policy price."""
+    return cost_usd(model.price, usage)
+
+
+def bundled_price(model_name: str) -> dict[str, float] | None:
+    """The price litellm ships for ``model_name`` (its local map, never fetched), if known.
+
+    Imported lazily: litellm is heavy and only needed when a policy names an unpriced model.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    entry: Any = litellm.model_cost.get(model_name)
+    if not isinstance(entry, dict):
+        return None
+    inp, out = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    if not isinstance(inp, int | float) or not isinstance(out, int | float):
+        return None
+    return {
+        "input_usd_per_mtok": round(inp * 1_000_000, 9),
+        "output_usd_per_mtok": round(out * 1_000_000, 9),
+    }

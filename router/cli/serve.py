@@ -1,0 +1,59 @@
+"""``router serve``: run the gateway on uvicorn (uvloop, httptools)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from router.policy.load import PolicyError, load_policy
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand."""
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--policy", type=Path, help="policy file (env ROUTER_POLICY)")
+    p.add_argument("--host", help="bind address (env ROUTER_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (env ROUTER_PORT, default 8080)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the policy, then serve until interrupted."""
+    import uvicorn
+
+    from router.settings import Settings
+
+    # Workers are separate processes that rebuild settings from the environment.
+    if args.policy is not None:
+        os.environ["ROUTER_POLICY"] = str(args.policy)
+    if args.host is not None:
+        os.environ["ROUTER_HOST"] = args.host
+    if args.port is not None:
+        os.environ["ROUTER_PORT"] = str(args.port)
+    settings = Settings.from_env()
+    try:
+        loaded = load_policy(settings.policy_path)
+    except PolicyError as exc:
+        print("policy is invalid:", *exc.messages, sep="\n  ", file=sys.stderr)
+        return 2
+    print(
+        f"hybrid-router: serving {settings.policy_path} (policy {loaded.hash}) on "
+        f"http://{settings.host}:{settings.port} with {args.workers} worker(s)",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "router.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0

@@ -1,0 +1,196 @@
+"""The request path: one function that runs the stages of DESIGN.md in order.
+
+``run_chat`` returns a :class:`ChatOutcome`: a whole completion, or a stream whose first chunk
+has already arrived (so retries and fallbacks are over and the answering model is known when
+headers are sent). Recording happens once per request, when the response is complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from router.api import sse
+from router.api.protocol import ChatRequest
+from router.backends.base import Chunk, Completion, Usage
+from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
+from router.budget.pricing import model_cost_usd
+from router.classify.base import Classification
+from router.classify.heuristic import HeuristicClassifier
+from router.context import RequestContext
+from router.errors import RouterError, UpstreamError
+from router.policy.load import LoadedPolicy
+from router.route.decision import RouteDecision, decide, plan_request
+
+if TYPE_CHECKING:
+    from router.services import Services
+
+log = structlog.get_logger("router.request")
+
+
+@dataclass(slots=True)
+class ChatOutcome:
+    """What the pipeline produced for one request."""
+
+    ctx: RequestContext
+    policy_hash: str
+    decision: RouteDecision
+    classification: Classification | None
+    attempts: Attempts
+    completion: Completion | None = None
+    stream: AsyncIterator[bytes] | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    status: int = 200
+    error_code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        """The policy name of the model that answered (or was last tried)."""
+        model = self.attempts.model or self.decision.target
+        return model.name
+
+
+def response_headers(outcome: ChatOutcome) -> dict[str, str]:
+    """The ``x-router-*`` headers of a response."""
+    h = {
+        "x-request-id": outcome.ctx.request_id,
+        "x-router-model": outcome.model_name,
+        "x-router-policy": outcome.policy_hash,
+    }
+    d = outcome.decision
+    if d.route is not None:
+        h["x-router-route"] = d.route
+    if d.tier is not None and outcome.attempts.model is d.target:
+        h["x-router-tier"] = d.tier
+    if d.score is not None:
+        h["x-router-score"] = f"{d.score:.4f}"
+    if outcome.cost_usd is not None:
+        h["x-router-cost-usd"] = f"{outcome.cost_usd:.8f}"
+    reasons = []
+    if d.fallback_reason:
+        reasons.append(d.fallback_reason)
+    if outcome.attempts.fell_back:
+        failed = ", ".join(f"{m}: {code}" for m, code in outcome.attempts.failures)
+        reasons.append(f"failed over after {failed}")
+    if reasons:
+        h["x-router-fallback"] = "; ".join(reasons)
+    h.update(outcome.headers)
+    return h
+
+
+async def _classify(services: Services, req: ChatRequest) -> Classification:
+    """The configured classifier's verdict; the heuristic's if the classifier fails."""
+    try:
+        return await services.classifier.classify(req)
+    except Exception as exc:  # a broken model must not fail the request
+        services.counters["classifier_errors"] += 1
+        log.warning("classifier_failed", error=repr(exc))
+        return await HeuristicClassifier().classify(req)
+
+
+async def run_chat(
+    services: Services, loaded: LoadedPolicy, req: ChatRequest, ctx: RequestContext
+) -> ChatOutcome:
+    """Route ``req`` and call its target; raise :class:`RouterError` when nothing answers."""
+    policy = loaded.policy
+    plan = plan_request(policy, req, ctx)
+
+    classification = await _classify(services, req) if plan.needs_score else None
+    decision = decide(policy, loaded.hash, plan, classification.score if classification else None)
+
+    attempts = Attempts()
+    outcome = ChatOutcome(ctx, loaded.hash, decision, classification, attempts)
+    backend_for = services.backends.for_model
+    if not req.stream:
+        try:
+            completion = await complete_with_fallbacks(req, decision, policy, backend_for, attempts)
+        except RouterError as exc:
+            record(services, req, outcome, exc)
+            raise
+        outcome.completion = completion
+        outcome.usage = completion.usage
+        answered = attempts.model or decision.target
+        outcome.cost_usd = model_cost_usd(answered, completion.usage)
+        record(services, req, outcome, None)
+        return outcome
+
+    try:
+        first, rest = await open_stream_with_fallbacks(req, decision, policy, backend_for, attempts)
+    except RouterError as exc:
+        record(services, req, outcome, exc)
+        raise
+    outcome.stream = _relay(services, req, outcome, first, rest)
+    return outcome
+
+
+async def _relay(
+    services: Services, req: ChatRequest, outcome: ChatOutcome, first: Chunk,
+    rest: AsyncIterator[Chunk],
+) -> AsyncIterator[bytes]:  # fmt: skip
+    """Forward chunks to the client; end with an error event on failure, always ``[DONE]``."""
+    include_usage = req.include_usage
+    answered = outcome.attempts.model or outcome.decision.target
+    failure: RouterError | None = None
+    chunk: Chunk | None = first
+    try:
+        while chunk is not None:
+            if chunk.usage is not None:
+                outcome.usage = chunk.usage
+                outcome.cost_usd = model_cost_usd(answered, chunk.usage)
+                if include_usage and not chunk.data.get("choices"):
+                    yield sse.usage_event_with_cost(chunk, outcome.cost_usd)
+                    chunk = await anext(rest, None)
+                    continue
+            ev = sse.chunk_event(chunk, include_usage)
+            if ev is not None:
+                yield ev
+            chunk = await anext(rest, None)
+    except UpstreamError as exc:
+        failure = exc
+        yield sse.error_event(exc)
+    finally:
+        # Runs on success, on upstream failure, and when the client goes away (cancellation).
+        if failure is None and outcome.usage is None:
+            outcome.error_code = "no_usage"
+        record(services, req, outcome, failure)
+        aclose = getattr(rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    yield sse.DONE
+
+
+def record(
+    services: Services, req: ChatRequest, outcome: ChatOutcome, error: RouterError | None
+) -> None:
+    """Write the request's one access-log line (and, later, its ledger row)."""
+    if error is not None:
+        outcome.status = error.status
+        outcome.error_code = error.code
+    if not services.settings.access_log:
+        return
+    d = outcome.decision
+    usage = outcome.usage
+    log.info(
+        "request",
+        request_id=outcome.ctx.request_id,
+        policy_hash=outcome.policy_hash,
+        route=d.route,
+        tier=d.tier,
+        model=outcome.model_name,
+        score=None if d.score is None else round(d.score, 4),
+        reason=d.reason,
+        stream=req.stream,
+        status=outcome.status,
+        error=outcome.error_code,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        cost_usd=outcome.cost_usd,
+        attempts=len(outcome.attempts.failures) + (0 if error else 1),
+        latency_ms=round((time.perf_counter() - outcome.ctx.started_at) * 1000, 2),
+    )
