@@ -1,0 +1,206 @@
+"""False-hit guards: reasons two similar prompts still need different answers.
+
+Sentence embeddings place "convert 5 km to miles" and "convert 8 km to miles" almost on top of
+each other. Before a semantic hit is served, the cached prompt and the new one are compared on
+the features that embeddings blur; any difference is a miss, whatever the similarity says:
+
+* **numbers** (digits and number words, ``1,000`` = ``1000``, ``five`` = ``5``) and arithmetic
+  operators (``+``, ``times``, ...);
+* **units** (``km`` = ``kilometres``; ``miles``, ``°C``, ``USD``, ``GB``, ``hours``, ...);
+* **named entities**: capitalised words that are not ordinary sentence openers (``France``,
+  ``PostgreSQL``), compared case-insensitively so that a paraphrase may lower-case them;
+* **code**: backtick spans, fenced blocks and code-like tokens (``snake_case``, ``obj.attr``,
+  ``f(x)``, ``camelCase``, ``a[i]``);
+* **negation** (``not``, ``n't``, ``never``, ``without``, ``except``, ...);
+* **polarity words** with an opposite (``largest``/``smallest``, ``before``/``after``,
+  ``encrypt``/``decrypt``, ...).
+
+Everything is pure and linear in the prompt length (a few tens of microseconds per prompt).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+_NUMBER = re.compile(r"(?<![A-Za-z_])[-−]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+_CAPITALISED = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9'’+#-]*)")
+_BACKTICK = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+_CODE_TOKEN = re.compile(
+    r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+(?:\(\S*?\))?"  # a.b, a.b(...)
+    r"|[A-Za-z_]\w*\([^()\s]*\)"  # f(x)
+    r"|[A-Za-z_]\w*\[[^\]\s]*\]"  # a[i]
+    r"|\b[a-z]+_[a-z0-9_]+\b"  # snake_case
+    r"|\b[a-z]+[A-Z][A-Za-z0-9]*\b"  # camelCase
+    r"|[<>=!]=|=>|->|&&|\|\||::"  # operators that only appear in code
+)
+_OPERATOR = re.compile(r"(?<=[\d\s])([-+*/^%×÷<>=])(?=[\s\d])")
+
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+    "million": 10**6, "billion": 10**9, "dozen": 12, "half": 0.5, "twice": 2, "double": 2,
+    "triple": 3, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "tenth": 10,
+}  # fmt: skip
+_OPERATOR_WORDS = {
+    "plus": "+", "minus": "-", "times": "*", "multiplied": "*", "divided": "/",
+    "over": "/", "squared": "^2", "cubed": "^3",
+}  # fmt: skip
+_UNITS = {
+    "km": "km", "kilometer": "km", "kilometers": "km", "kilometre": "km", "kilometres": "km",
+    "mi": "mi", "mile": "mi", "miles": "mi", "m": "m", "meter": "m", "meters": "m",
+    "metre": "m", "metres": "m", "cm": "cm", "centimeter": "cm", "centimeters": "cm",
+    "centimetres": "cm", "mm": "mm", "millimeter": "mm", "millimeters": "mm", "ft": "ft",
+    "foot": "ft", "feet": "ft", "inch": "in", "inches": "in", "yard": "yd", "yards": "yd",
+    "kg": "kg", "kilogram": "kg", "kilograms": "kg", "g": "g", "gram": "g", "grams": "g",
+    "mg": "mg", "lb": "lb", "lbs": "lb", "pound": "lb", "pounds": "lb", "oz": "oz",
+    "ounce": "oz", "ounces": "oz", "ton": "t", "tons": "t", "tonne": "t", "tonnes": "t",
+    "l": "l", "liter": "l", "liters": "l", "litre": "l", "litres": "l", "ml": "ml",
+    "milliliter": "ml", "milliliters": "ml", "gallon": "gal", "gallons": "gal", "gal": "gal",
+    "cup": "cup", "cups": "cup", "tbsp": "tbsp", "tablespoon": "tbsp", "tablespoons": "tbsp",
+    "tsp": "tsp", "teaspoon": "tsp", "teaspoons": "tsp", "celsius": "C", "°c": "C",
+    "fahrenheit": "F", "°f": "F", "kelvin": "K", "second": "s", "seconds": "s", "sec": "s",
+    "secs": "s", "minute": "min", "minutes": "min", "min": "min", "mins": "min", "hour": "h",
+    "hours": "h", "hr": "h", "hrs": "h", "day": "d", "days": "d", "week": "wk", "weeks": "wk",
+    "month": "mo", "months": "mo", "year": "yr", "years": "yr", "usd": "USD", "dollar": "USD",
+    "dollars": "USD", "$": "USD", "eur": "EUR", "euro": "EUR", "euros": "EUR", "€": "EUR",
+    "gbp": "GBP", "£": "GBP", "sterling": "GBP", "jpy": "JPY", "yen": "JPY", "¥": "JPY",
+    "inr": "INR", "rupee": "INR", "rupees": "INR", "byte": "B", "bytes": "B", "kb": "KB",
+    "kilobyte": "KB", "kilobytes": "KB", "mb": "MB", "megabyte": "MB", "megabytes": "MB",
+    "gb": "GB", "gigabyte": "GB", "gigabytes": "GB", "tb": "TB", "terabyte": "TB",
+    "terabytes": "TB", "bit": "bit", "bits": "bit", "mph": "mph", "kph": "kph", "kmh": "kph",
+    "percent": "%", "%": "%", "degree": "deg", "degrees": "deg", "radian": "rad",
+    "radians": "rad", "watt": "W", "watts": "W", "kw": "kW", "kwh": "kWh", "volt": "V",
+    "volts": "V", "hz": "Hz", "ghz": "GHz", "mhz": "MHz", "calorie": "kcal",
+    "calories": "kcal", "kcal": "kcal", "joule": "J", "joules": "J", "psi": "psi",
+    "bar": "bar", "pascal": "Pa", "acre": "acre", "acres": "acre", "hectare": "ha",
+    "hectares": "ha",
+}  # fmt: skip
+_NEGATIONS = {
+    "not": "not", "no": "not", "never": "not", "none": "not", "nobody": "not",
+    "nothing": "not", "neither": "not", "nor": "not", "cannot": "not", "can't": "not",
+    "dont": "not", "without": "without", "except": "except", "excluding": "except",
+    "unless": "unless",
+}  # fmt: skip
+_OPPOSITES = [
+    ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+    ("maximum", "minimum"), ("max", "min"), ("most", "least"), ("more", "less"),
+    ("more", "fewer"), ("increase", "decrease"), ("ascending", "descending"),
+    ("before", "after"), ("above", "below"), ("first", "last"), ("best", "worst"),
+    ("longest", "shortest"), ("oldest", "newest"), ("oldest", "youngest"),
+    ("hottest", "coldest"), ("fastest", "slowest"), ("cheapest", "expensive"),
+    ("add", "remove"), ("encrypt", "decrypt"), ("encode", "decode"), ("import", "export"),
+    ("upload", "download"), ("left", "right"), ("north", "south"), ("east", "west"),
+    ("buy", "sell"), ("true", "false"), ("positive", "negative"), ("input", "output"),
+    ("start", "end"), ("open", "close"), ("push", "pop"), ("push", "pull"),
+    ("inner", "outer"), ("upper", "lower"), ("uppercase", "lowercase"), ("min", "max"),
+    ("advantages", "disadvantages"), ("pros", "cons"), ("benefits", "risks"),
+    ("synonym", "antonym"), ("rise", "fall"), ("gain", "loss"), ("win", "lose"),
+    ("accept", "reject"), ("allow", "deny"), ("enable", "disable"), ("install", "uninstall"),
+    ("serialize", "deserialize"), ("compress", "decompress"), ("sum", "product"),
+    ("even", "odd"), ("prime", "composite"), ("minimum", "maximum"), ("inside", "outside"),
+]  # fmt: skip
+_POLARITY = frozenset(w for pair in _OPPOSITES for w in pair)
+_OPENERS = frozenset(
+    """a about according after all also am an and any are as at be because before but by can
+    compare convert could calculate create define describe did do does draft each explain find
+    for from generate get give have help hey hi how i i'd i'll i'm i've if in is it it's let
+    list make may me might my name now of on or outline please provide quick recommend rewrite
+    say should show so suggest summarise summarize tell thanks the then there these they this
+    those to translate under using was we were what what's when where which while who why will
+    with would write yes you your can't don't""".split()  # noqa: SIM905
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What :func:`false_hit_reason` compares between two prompts."""
+
+    numbers: Counter[str]
+    operators: Counter[str]
+    units: frozenset[str]
+    entities: frozenset[str]
+    words: frozenset[str]
+    code: frozenset[str]
+    negations: Counter[str]
+    polarity: frozenset[str]
+
+
+def _number(token: str) -> str:
+    t = token.replace("−", "-")
+    t = t.replace(",", "") if _THOUSANDS.match(t) else t.replace(",", ".")
+    try:
+        value = float(t)
+    except ValueError:
+        return t
+    return f"{value:g}"
+
+
+def _entity(token: str) -> str:
+    t = token.lower()
+    for suffix in ("'s", "’s"):
+        if t.endswith(suffix):
+            t = t[: -len(suffix)]
+    return t.rstrip("'’-")
+
+
+def features(text: str) -> Features:
+    """Extract the guarded features of ``text``."""
+    code = {" ".join(m.group(0).strip("`").split()) for m in _BACKTICK.finditer(text)}
+    prose = _BACKTICK.sub(" ", text)
+    code.update(m.group(0) for m in _CODE_TOKEN.finditer(prose))
+    lowered = prose.lower().replace("n't", " not").replace("n’t", " not")
+    words = [w.strip("'’") for w in _WORD.findall(lowered)]
+    numbers = Counter(_number(m.group(0)) for m in _NUMBER.finditer(prose))
+    numbers.update(f"{_NUMBER_WORDS[w]:g}" for w in words if w in _NUMBER_WORDS)
+    operators = Counter(m.group(1) for m in _OPERATOR.finditer(prose))
+    operators.update(_OPERATOR_WORDS[w] for w in words if w in _OPERATOR_WORDS)
+    symbols = re.findall(r"[$€£¥%]|°[cCfF]", prose)
+    units = {_UNITS[w] for w in words if w in _UNITS}
+    units.update(_UNITS[s.lower()] for s in symbols if s.lower() in _UNITS)
+    entities = {
+        _entity(m.group(1))
+        for m in _CAPITALISED.finditer(prose)
+        if _entity(m.group(1)) not in _OPENERS and len(m.group(1)) > 1
+    }
+    entities -= set(_UNITS) | set(_NUMBER_WORDS) | set(_NEGATIONS)
+    negations = Counter(_NEGATIONS[w] for w in words if w in _NEGATIONS)
+    polarity = frozenset(w for w in words if w in _POLARITY)
+    return Features(
+        numbers=numbers,
+        operators=operators,
+        units=frozenset(units),
+        entities=frozenset(e for e in entities if e),
+        words=frozenset(_entity(w) for w in words),
+        code=frozenset(code),
+        negations=negations,
+        polarity=polarity,
+    )
+
+
+def false_hit_reason(cached: str, new: str) -> str | None:
+    """Why ``cached`` and ``new`` must not share an answer, or None when no guard objects."""
+    if cached == new:
+        return None
+    a, b = features(cached), features(new)
+    if a.numbers != b.numbers:
+        return "numbers differ"
+    if a.operators != b.operators:
+        return "operators differ"
+    if a.units != b.units:
+        return "units differ"
+    if not a.entities <= b.words or not b.entities <= a.words:
+        return "named entities differ"
+    if a.code != b.code:
+        return "code differs"
+    if a.negations != b.negations:
+        return "negation differs"
+    if a.polarity != b.polarity:
+        return "polarity differs"
+    return None

@@ -1,0 +1,148 @@
+"""The semantic cache on Redis 8 vector sets: one set per scope, top-1 search, then threshold.
+
+Each scope (tenant + route + parameters + earlier turns, see :mod:`router.cache.canonical`) has
+a vector set ``rc:{T}:vs:<scope>``. An element is the request digest; its vector is the
+classifier's embedding of the prompt (all-MiniLM-L6-v2, 384-d, L2-normalised, stored with the
+server's default 8-bit quantisation); its attributes hold the whole :class:`CacheEntry` as JSON,
+so a lookup is one ``VSIM ... WITHSCORES WITHATTRIBS COUNT 1`` round trip.
+
+Vector-set elements have no TTL of their own, so a sorted set ``rc:{T}:vz:<scope>`` indexes each
+element by the time it was stored. Every store runs one Lua script that adds the element,
+removes the elements older than the TTL (at most 256 a call) and pops the oldest ones beyond the
+size cap, then refreshes the TTL of both keys, so an idle scope disappears as a whole. A lookup
+additionally ignores an element whose stored time is older than the TTL, so an entry is never
+served late even if no store has swept it yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from router.cache import keys
+from router.cache.entry import CacheEntry
+from router.redis_client import RedisClient
+
+_STORE = """
+local vs, vz = KEYS[1], KEYS[2]
+local now, ttl, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('VADD', vs, 'FP32', ARGV[1], ARGV[2], 'SETATTR', ARGV[3])
+redis.call('ZADD', vz, now, ARGV[2])
+local old = redis.call('ZRANGEBYSCORE', vz, '-inf', now - ttl, 'LIMIT', 0, 256)
+for _, e in ipairs(old) do redis.call('VREM', vs, e) end
+if #old > 0 then redis.call('ZREM', vz, unpack(old)) end
+local evicted = #old
+local over = redis.call('ZCARD', vz) - cap
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', vz, over)
+  for i = 1, #popped, 2 do redis.call('VREM', vs, popped[i]) end
+  evicted = evicted + over
+end
+redis.call('EXPIRE', vs, ttl)
+redis.call('EXPIRE', vz, ttl)
+return evicted
+"""
+
+
+def vector_bytes(embedding: npt.ArrayLike) -> bytes:
+    """``embedding`` as the little-endian FP32 blob ``VADD``/``VSIM ... FP32`` expect."""
+    vec = np.ascontiguousarray(np.asarray(embedding, dtype="<f4").reshape(-1))
+    if vec.size == 0 or not np.all(np.isfinite(vec)):
+        raise ValueError("embedding is empty or not finite")
+    return vec.tobytes()
+
+
+def parse_vsim(reply: Any) -> tuple[str, float, str | None] | None:
+    """``(element, score, attributes)`` of the first result of ``VSIM ... WITHSCORES
+    WITHATTRIBS``, from redis-py's parsed dict or a raw flat list; None when empty."""
+    if not reply:
+        return None
+    if isinstance(reply, dict):
+        element, value = next(iter(reply.items()))
+        if isinstance(value, dict):
+            score, attrs = value.get("score"), value.get("attributes")
+        elif isinstance(value, list | tuple):
+            score, attrs = value[0], value[1] if len(value) > 1 else None
+        else:
+            score, attrs = value, None
+    else:
+        element, score = reply[0], reply[1]
+        attrs = reply[2] if len(reply) > 2 else None
+    if score is None:
+        raise ValueError("VSIM reply without a score")
+    if isinstance(element, bytes):
+        element = element.decode()
+    if isinstance(attrs, bytes):
+        attrs = attrs.decode()
+    elif attrs is not None and not isinstance(attrs, str):
+        raise ValueError("unexpected VSIM attributes")
+    return str(element), float(score), attrs
+
+
+class SemanticCache:
+    """Vector-set storage and top-1 search; errors propagate (the service turns them into
+    misses). Similarities are cosine similarities in [-1, 1] (``VSIM`` scores are
+    ``(1 + cos) / 2``)."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._store = redis.register_script(_STORE)
+
+    async def nearest(
+        self, tenant: str, scope: str, embedding: npt.ArrayLike
+    ) -> tuple[str, float, CacheEntry | None] | None:
+        """The most similar element of ``scope``: ``(element, cosine, entry)``; None if empty.
+
+        ``entry`` is None when the element's attributes are missing or unreadable.
+        """
+        reply = await self._redis.execute_command(
+            "VSIM",
+            keys.vector_set_key(tenant, scope),
+            "FP32",
+            vector_bytes(embedding),
+            "WITHSCORES",
+            "WITHATTRIBS",
+            "COUNT",
+            1,
+        )
+        first = parse_vsim(reply)
+        if first is None:
+            return None
+        element, score, attrs = first
+        try:
+            entry = CacheEntry.loads(attrs) if attrs else None
+        except (ValueError, KeyError, TypeError, IndexError):
+            entry = None
+        return element, 2.0 * score - 1.0, entry
+
+    async def add(
+        self,
+        tenant: str,
+        scope: str,
+        element: str,
+        embedding: npt.ArrayLike,
+        entry: CacheEntry,
+        ttl_s: int,
+        max_entries: int,
+    ) -> int:
+        """Add (or replace) ``element`` and evict by age and size; returns how many went."""
+        evicted = await self._store(
+            keys=[keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)],
+            args=[
+                vector_bytes(embedding),
+                element,
+                entry.dumps(),
+                repr(entry.created_s),
+                ttl_s,
+                max_entries,
+            ],
+        )
+        return int(evicted)
+
+    async def remove(self, tenant: str, scope: str, element: str) -> None:
+        """Drop ``element`` (an expired or unreadable entry found by a lookup)."""
+        vs, vz = keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)
+        await self._redis.execute_command("VREM", vs, element)
+        await self._redis.zrem(vz, element)

@@ -1,0 +1,41 @@
+"""Policy settings for response caching (the policy's ``cache:`` section)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CacheSettings(BaseModel):
+    """What the gateway caches, for how long, and how similar a prompt must be to reuse it.
+
+    Defaults are safe: only deterministic (``temperature: 0``) requests without tool-call turns
+    are cached, and a semantic hit needs a cosine similarity of at least
+    ``similarity_threshold`` *and* the false-hit guards to pass (see ``docs/caching.md``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exact: bool = True
+    """Reuse a response to the byte-identical (canonicalised) request."""
+    semantic: bool = True
+    """Reuse a response to a similar last user message in the same scope."""
+    ttl_s: Annotated[int, Field(gt=0, le=30 * 86400)] = 3600
+    """How long an entry is served, in seconds."""
+    similarity_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
+    """Minimum cosine similarity (all-MiniLM-L6-v2 embeddings) of a semantic hit."""
+    max_entries_per_scope: Annotated[int, Field(gt=0)] = 10_000
+    """Size cap of one semantic scope (vector set); the oldest entries go first."""
+    cache_nonzero_temperature: bool = False
+    """Also cache requests with ``temperature`` > 0 or unset (OpenAI's default is 1)."""
+    cache_tool_calls: bool = False
+    """Also cache tool-call turns (tool results in the request, tool calls in the response)."""
+    semantic_max_chars: Annotated[int, Field(gt=0)] = 2000
+    """Longer last user messages are cached exactly only: the encoder sees a truncated text."""
+    max_entry_bytes: Annotated[int, Field(gt=0)] = 256 * 1024
+    """Responses larger than this (serialised, bytes) are not cached."""
+    timeout_ms: Annotated[int, Field(gt=0)] = 50
+    """Budget of one cache lookup or store, in milliseconds; past it the cache is a miss."""
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "v1"
+    """Part of every key: change it to invalidate every entry at once."""

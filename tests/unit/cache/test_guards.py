@@ -1,0 +1,47 @@
+"""The false-hit guards on their own (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.cache.guards import false_hit_reason
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is the capital of France?", "Which city is the capital of France?"),
+        ("Convert 5 km to miles", "How many miles are in five kilometres?"),
+        ("What is 1,000 divided by 8?", "What is 1000 divided by 8?"),
+        ("Explain how Python manages memory", "how does python manage memory?"),
+        ("What does `x.sort()` do?", "Explain what `x.sort()` does"),
+        ("Why can't penguins fly?", "Why are penguins not able to fly?"),
+    ],
+)
+def test_paraphrases_pass(a: str, b: str) -> None:
+    assert false_hit_reason(a, b) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("Convert 5 km to miles", "Convert 8 km to miles", "numbers"),
+        ("What is 12 * 7?", "What is 12 + 7?", "operators"),
+        ("Convert 5 km to miles", "Convert 5 km to feet", "units"),
+        ("Boil water at 100 °C", "Boil water at 100 °F", "units"),
+        ("What is the capital of France?", "What is the capital of Germany?", "entities"),
+        ("Flights from New York to Paris", "Flights from New Jersey to Paris", "entities"),
+        ("What does `x.sort()` do?", "What does `sorted(x)` do?", "code"),
+        ("Why is my_var undefined?", "Why is my_val undefined?", "code"),
+        ("Which birds can fly?", "Which birds cannot fly?", "negation"),
+        ("List fruits with vitamin C", "List fruits without vitamin C", "negation"),
+        ("Find the largest element", "Find the smallest element", "polarity"),
+    ],
+)
+def test_near_misses_blocked(a: str, b: str, reason: str) -> None:
+    got = false_hit_reason(a, b)
+    assert got is not None and reason[:5] in got.replace("named ", "")
+
+
+def test_identical_text_always_passes() -> None:
+    assert false_hit_reason("x 1 `y`", "x 1 `y`") is None
