@@ -1,0 +1,444 @@
+"""Deterministic chat replies of the mock upstream, and their OpenAI wire shapes.
+
+Pure functions, no I/O. The reply to a prompt depends only on the request body and the config,
+so a test can compute what the mock will say. One "token" is one whitespace-led word of the
+reply (or a short slice of tool-call arguments): streams send one token per content delta and
+``usage.completion_tokens`` counts the same tokens, so streamed and plain usage agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from router.testing.mock_config import MockConfig
+
+FINGERPRINT = "fp_mock"
+_TOKEN_RE = re.compile(r"\s*\S+")
+_ARG_PIECE_CHARS = 6
+_FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+_MAX_SCHEMA_DEPTH = 8
+
+
+class MockRequestError(ValueError):
+    """A request the mock rejects with 400, naming the offending field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallReply:
+    """One function call the mock answers with."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceReply:
+    """One choice: either text content or a tool call, split into the tokens streams send."""
+
+    content: str | None
+    tokens: tuple[str, ...]
+    tool_call: ToolCallReply | None
+    finish_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Everything needed to render a completion or its stream."""
+
+    choices: tuple[ChoiceReply, ...]
+    prompt_tokens: int
+    completion_tokens: int
+
+    def usage(self) -> dict[str, Any]:
+        """OpenAI's ``usage`` object."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+
+# ---- prompt reading ----------------------------------------------------------------------------
+
+
+def message_text(content: Any) -> str:
+    """Text of a message's ``content``: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+        )
+    return ""
+
+
+def last_user_text(messages: list[Any]) -> str:
+    """Text of the last ``user`` message ("" when there is none)."""
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return message_text(msg.get("content"))
+    return ""
+
+
+def count_prompt_tokens(messages: list[Any]) -> int:
+    """``ceil(chars of all message text / 4) + 3 per message``."""
+    chars = 0
+    for msg in messages:
+        if isinstance(msg, dict):
+            chars += len(message_text(msg.get("content")))
+    return math.ceil(chars / 4) + 3 * len(messages)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split into whitespace-led words; ``"".join(tokenize(t)) == t.rstrip()``."""
+    return _TOKEN_RE.findall(text)
+
+
+def prompt_hash(prompt: str, index: int = 0) -> str:
+    """Eight hex digits identifying a prompt (and a choice index above 0)."""
+    key = prompt if index == 0 else f"{prompt}\x00{index}"
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def default_reply_text(prompt: str, index: int = 0) -> str:
+    """``Mock reply <8 hex> to: <first 40 chars of the prompt>``."""
+    snippet = " ".join(prompt.split())[:40]
+    return f"Mock reply {prompt_hash(prompt, index)} to: {snippet}"
+
+
+# ---- JSON output -------------------------------------------------------------------------------
+
+
+def value_for_schema(schema: Any, text: str, root: Any = None, depth: int = 0) -> Any:
+    """A deterministic value that satisfies a (simple) JSON schema; strings get ``text``."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return value_for_schema(target, text, root, depth + 1)
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            return value_for_schema((usable or options)[0], text, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None and "properties" in schema:
+        kind = "object"
+    if kind == "object":
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            return {}
+        return {k: value_for_schema(v, text, root, depth + 1) for k, v in props.items()}
+    if kind == "array":
+        return [value_for_schema(schema.get("items", {}), text, root, depth + 1)]
+    if kind == "integer":
+        return len(text.split())
+    if kind == "number":
+        return len(text.split()) / 2
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
+def _json_content(text: str, response_format: Any) -> str | None:
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return orjson.dumps({"reply": text}).decode()
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            return orjson.dumps({"reply": text}).decode()
+        return orjson.dumps(value_for_schema(schema, text)).decode()
+    return None
+
+
+# ---- tool calls --------------------------------------------------------------------------------
+
+
+def _chosen_tool(body: dict[str, Any], messages: list[Any], prompt: str) -> dict[str, Any] | None:
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools:
+        return None
+    functions: list[dict[str, Any]] = [
+        t["function"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    if not functions:
+        return None
+    choice = body.get("tool_choice")
+    if choice == "none":
+        return None
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        return next((f for f in functions if f.get("name") == wanted), functions[0])
+    last = messages[-1] if messages else None
+    asked = isinstance(last, dict) and last.get("role") == "user" and "call tool" in prompt.lower()
+    if choice != "required" and not asked:
+        return None
+    lowered = prompt.lower()
+    return next((f for f in functions if str(f.get("name", "")).lower() in lowered), functions[0])
+
+
+def _tool_choice_reply(function: dict[str, Any], prompt: str, index: int) -> ChoiceReply:
+    name = str(function.get("name", "tool"))
+    snippet = " ".join(prompt.split())[:40]
+    arguments = orjson.dumps(value_for_schema(function.get("parameters", {}), snippet)).decode()
+    digest = hashlib.sha256(f"{prompt}\x00{name}\x00{index}".encode()).hexdigest()[:24]
+    pieces = tuple(
+        arguments[i : i + _ARG_PIECE_CHARS] for i in range(0, len(arguments), _ARG_PIECE_CHARS)
+    )
+    call = ToolCallReply(call_id=f"call_{digest}", name=name, arguments=arguments)
+    return ChoiceReply(content=None, tokens=pieces, tool_call=call, finish_reason="tool_calls")
+
+
+# ---- the reply ---------------------------------------------------------------------------------
+
+
+def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise MockRequestError(f"'{name}' must be an integer in [{low}, {high}]", name)
+    return value
+
+
+def _stop_sequences(body: dict[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop] if stop else []
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return [s for s in stop if s]
+    raise MockRequestError("'stop' must be a string or a list of strings", "stop")
+
+
+def _text_tokens(text: str, reply_tokens: int | None) -> list[str]:
+    tokens = tokenize(text)
+    if reply_tokens is None:
+        return tokens
+    i = 0
+    while len(tokens) < reply_tokens:
+        tokens.append(" " + _FILLER[i % len(_FILLER)])
+        i += 1
+    return tokens[:reply_tokens]
+
+
+def _text_choice(
+    text: str, stops: list[str], limit: int | None, reply_tokens: int | None
+) -> ChoiceReply:
+    tokens = _text_tokens(text, reply_tokens)
+    full = "".join(tokens)
+    finish = "stop"
+    cuts = [i for i in (full.find(s) for s in stops) if i >= 0]
+    if cuts:
+        full = full[: min(cuts)]
+        tokens = tokenize(full)
+        full = "".join(tokens)
+    if limit is not None and len(tokens) > limit:
+        tokens = tokens[:limit]
+        full = "".join(tokens)
+        finish = "length"
+    return ChoiceReply(content=full, tokens=tuple(tokens), tool_call=None, finish_reason=finish)
+
+
+def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | None = None) -> Reply:
+    """Compute the reply to a validated-shape chat request body.
+
+    ``reply_tokens`` overrides ``config.reply_tokens`` (per-request control). Raises
+    :class:`MockRequestError` for fields of the wrong type.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise MockRequestError("'messages' must be a non-empty array", "messages")
+    n = _int_field(body, "n", 1, 128) or 1
+    limit = _int_field(body, "max_completion_tokens", 1, 1 << 30)
+    if limit is None:
+        limit = _int_field(body, "max_tokens", 1, 1 << 30)
+    stops = _stop_sequences(body)
+    prompt = last_user_text(messages)
+    length = reply_tokens if reply_tokens is not None else config.reply_tokens
+
+    choices: list[ChoiceReply] = []
+    tool = _chosen_tool(body, messages, prompt)
+    canned = next((v for k, v in config.canned.items() if k in prompt), None)
+    last = messages[-1]
+    for index in range(n):
+        if tool is not None:
+            choice = _tool_choice_reply(tool, prompt, index)
+            if limit is not None and len(choice.tokens) > limit:
+                choice = ChoiceReply(None, choice.tokens[:limit], choice.tool_call, "length")
+            choices.append(choice)
+            continue
+        if canned is not None:
+            text = canned
+        elif isinstance(last, dict) and last.get("role") == "tool":
+            result = " ".join(message_text(last.get("content")).split())[:40]
+            text = f"Mock reply {prompt_hash(prompt, index)} using tool result: {result}"
+        else:
+            text = default_reply_text(prompt, index)
+        as_json = _json_content(text, body.get("response_format"))
+        if as_json is not None:
+            choices.append(_text_choice(as_json, [], limit, None))
+        else:
+            choices.append(_text_choice(text, stops, limit, length))
+
+    completion = sum(len(c.tokens) for c in choices)
+    return Reply(
+        choices=tuple(choices),
+        prompt_tokens=(
+            config.prompt_tokens
+            if config.prompt_tokens is not None
+            else count_prompt_tokens(messages)
+        ),
+        completion_tokens=(
+            config.completion_tokens if config.completion_tokens is not None else completion
+        ),
+    )
+
+
+# ---- wire shapes -------------------------------------------------------------------------------
+
+
+def _tool_call_json(call: ToolCallReply, arguments: str) -> dict[str, Any]:
+    return {
+        "id": call.call_id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def completion_body(reply: Reply, model: str, completion_id: str, created: int) -> dict[str, Any]:
+    """The non-streaming ``chat.completion`` object."""
+    choices = []
+    for index, choice in enumerate(reply.choices):
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content, "refusal": None}
+        if choice.tool_call is not None:
+            message["tool_calls"] = [_tool_call_json(choice.tool_call, "".join(choice.tokens))]
+        choices.append(
+            {
+                "index": index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": choice.finish_reason,
+            }
+        )
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+        "service_tier": "default",
+        "choices": choices,
+        "usage": reply.usage(),
+    }
+
+
+class SseEvent(NamedTuple):
+    """One encoded ``data: ...\\n\\n`` event; ``is_token`` marks events paced by tokens_per_s."""
+
+    data: bytes
+    is_token: bool
+
+
+DONE_EVENT = SseEvent(b"data: [DONE]\n\n", is_token=False)
+
+
+def stream_events(
+    reply: Reply, model: str, completion_id: str, created: int, include_usage: bool
+) -> list[SseEvent]:
+    """All SSE events of a streamed completion, ending with ``data: [DONE]``.
+
+    Order: a role delta per choice, token deltas (round-robin over choices), a finish chunk per
+    choice, the usage chunk (empty ``choices``) when ``include_usage``, then ``[DONE]``.
+    """
+    head: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+        "service_tier": "default",
+    }
+    if include_usage:
+        head["usage"] = None
+    prefix = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
+    dumps = orjson.dumps
+
+    def event(index: int, delta: dict[str, Any], finish: str | None, token: bool) -> SseEvent:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return SseEvent(prefix + dumps(choice) + b"]}\n\n", token)
+
+    events: list[SseEvent] = []
+    for index, choice in enumerate(reply.choices):
+        call = choice.tool_call
+        if call is None:
+            delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        else:
+            first = _tool_call_json(call, "")
+            delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **first}]}
+            delta["refusal"] = None
+        events.append(event(index, delta, None, False))
+    if len(reply.choices) == 1:
+        only = reply.choices[0]
+        if only.tool_call is None:
+            events += [event(0, {"content": t}, None, True) for t in only.tokens]
+        else:
+            events += [
+                event(0, {"tool_calls": [{"index": 0, "function": {"arguments": t}}]}, None, True)
+                for t in only.tokens
+            ]
+    else:
+        longest = max(len(c.tokens) for c in reply.choices)
+        for position in range(longest):
+            for index, choice in enumerate(reply.choices):
+                if position >= len(choice.tokens):
+                    continue
+                piece = choice.tokens[position]
+                if choice.tool_call is None:
+                    delta = {"content": piece}
+                else:
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                events.append(event(index, delta, None, True))
+    for index, choice in enumerate(reply.choices):
+        events.append(event(index, {}, choice.finish_reason, False))
+    if include_usage:
+        usage = {**head, "choices": [], "usage": reply.usage()}
+        events.append(SseEvent(b"data: " + dumps(usage) + b"\n\n", False))
+    events.append(DONE_EVENT)
+    return events
