@@ -26,8 +26,10 @@ from router.testing.mock_config import parse_model_directives as _parse_directiv
 from router.testing.mock_replies import (
     MockRequestError,
     Reply,
+    SseEvent,
     build_reply,
     completion_body,
+    embeddings_body,
     stream_events,
 )
 
@@ -195,6 +197,8 @@ class MockApp:
         method: str = scope["method"]
         if path == "/chat/completions" and method == "POST":
             await self._chat(scope, receive, send)
+        elif path == "/embeddings" and method == "POST":
+            await self._embeddings(scope, receive, send)
         elif path == "/health":
             await _respond(send, 200, b'{"status":"ok"}')
         elif path == "/models" and method == "GET":
@@ -218,6 +222,32 @@ class MockApp:
             for m in self.state.config.models
         ]
         await _respond(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        state.by_path["/embeddings"] += 1
+        raw = await _read_body(receive)
+        try:
+            body = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError as exc:
+            await _respond(send, 400, error_json(400, f"Malformed JSON in request body: {exc}"))
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            await _respond(send, 400, error_json(400, "'model' must be a string", "model"))
+            return
+        if state.config.history_size:
+            state.history.append((scope["path"], scope["headers"], body))
+        key = state.config.require_api_key
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        if key is not None and auth != f"Bearer {key}":
+            await _respond(send, 401, error_json(401, "Incorrect API key provided."))
+            return
+        try:
+            out = embeddings_body(body)
+        except MockRequestError as exc:
+            await _respond(send, 400, error_json(400, exc.message, exc.param))
+            return
+        await _respond(send, 200, orjson.dumps(out))
 
     async def _control(self, path: str, method: str, receive: Receive, send: Send) -> None:
         state = self.state
@@ -312,7 +342,7 @@ class MockApp:
 
 
 async def _stream(
-    events: list[Any], ctl: RequestControl, config: MockConfig, receive: Receive, send: Send
+    events: list[SseEvent], ctl: RequestControl, config: MockConfig, receive: Receive, send: Send
 ) -> None:
     ttft_ms = config.ttft_ms if ctl.ttft_ms is None else ctl.ttft_ms
     tps = config.tokens_per_s if ctl.tokens_per_s is None else ctl.tokens_per_s
@@ -328,6 +358,10 @@ async def _stream(
         tokens_sent = 0
         for sent, event in enumerate(events):
             if cut is not None and sent >= cut:
+                if config.stream_cut_mode == "error":
+                    error = error_json(500, f"Mock stream cut after {cut} events")
+                    await send({"type": "http.response.body", "body": b"data: " + error + b"\n\n"})
+                    return
                 if config.stream_cut_mode == "eof":
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return

@@ -42,8 +42,10 @@ class MockConfig(BaseModel):
     stream_cut_after: int | None = Field(
         None, ge=0, description="streams: send K SSE events, then cut the stream"
     )
-    stream_cut_mode: Literal["abort", "eof"] = Field(
-        "abort", description="abort = drop the connection; eof = end the body without [DONE]"
+    stream_cut_mode: Literal["abort", "eof", "error"] = Field(
+        "abort",
+        description="abort = drop the connection; eof = end the body without [DONE]; "
+        "error = send an OpenAI error event, then end without [DONE]",
     )
     hang: bool = Field(False, description="never answer chat requests (timeout tests)")
     require_api_key: str | None = Field(None, description="401 unless 'Bearer <key>' is sent")
@@ -55,7 +57,8 @@ class MockConfig(BaseModel):
         None, ge=0, description="override usage.completion_tokens"
     )
     models: tuple[str, ...] = Field(
-        ("mock-model", "mock-large"), description="ids listed by GET /v1/models"
+        ("mock-model", "mock-local", "mock-hosted", "mock-hosted-backup"),
+        description="ids listed by GET /v1/models (any model name is served)",
     )
     history_size: int = Field(100, ge=0, description="request bodies kept for /_mock/stats")
 

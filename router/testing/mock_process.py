@@ -17,12 +17,13 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import uvicorn
@@ -125,6 +126,7 @@ class MockUpstreamProcess:
         self.startup_timeout_s = startup_timeout_s
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._drainer: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -158,7 +160,14 @@ class MockUpstreamProcess:
         buffer = b""
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in buffer:
+            while True:
+                lines = buffer.split(b"\n")
+                for line in lines[:-1]:
+                    text = line.decode(errors="replace")
+                    if text.startswith(READY_PREFIX):
+                        self._drain(proc.stdout)
+                        return text[len(READY_PREFIX) :].strip()
+                buffer = lines[-1]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"mock upstream not ready in {self.startup_timeout_s} s")
@@ -170,10 +179,17 @@ class MockUpstreamProcess:
                 if not chunk:
                     raise RuntimeError(f"mock upstream exited with {proc.wait()}")
                 buffer += chunk
-        line = buffer.split(b"\n", 1)[0].decode()
-        if not line.startswith(READY_PREFIX):
-            raise RuntimeError(f"unexpected output from mock upstream: {line!r}")
-        return line[len(READY_PREFIX) :].strip()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        """Keep reading the child's stdout so that it can never block on a full pipe."""
+
+        def drain() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while os.read(stream.fileno(), 65536):
+                    pass
+
+        self._drainer = threading.Thread(target=drain, name="mock-upstream-stdout", daemon=True)
+        self._drainer.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the child (SIGTERM, then SIGKILL after ``timeout_s``)."""
@@ -187,8 +203,12 @@ class MockUpstreamProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._drainer is not None:
+            self._drainer.join(timeout=1.0)
+            self._drainer = None
         if proc.stdout is not None:
             proc.stdout.close()
+        self.base_url = ""
 
     def __enter__(self) -> MockUpstreamProcess:
         return self.start()

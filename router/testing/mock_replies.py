@@ -8,9 +8,11 @@ reply (or a short slice of tool-call arguments): streams send one token per cont
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -329,6 +331,45 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
             config.completion_tokens if config.completion_tokens is not None else completion
         ),
     )
+
+
+# ---- embeddings --------------------------------------------------------------------------------
+
+
+def embedding_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for ``text`` (equal texts, equal vectors)."""
+    raw = b""
+    counter = 0
+    while len(raw) < dimensions:
+        raw += hashlib.sha256(f"{counter}\x00{text}".encode()).digest()
+        counter += 1
+    values = [b / 127.5 - 1.0 for b in raw[:dimensions]]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def embeddings_body(body: dict[str, Any], default_dimensions: int = 16) -> dict[str, Any]:
+    """The ``/v1/embeddings`` response (``encoding_format`` float or base64)."""
+    raw_input = body.get("input")
+    inputs = [raw_input] if isinstance(raw_input, str) else raw_input
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+        raise MockRequestError("'input' must be a string or a non-empty array of strings", "input")
+    dimensions = _int_field(body, "dimensions", 1, 8192) or default_dimensions
+    as_base64 = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(inputs):
+        vector = embedding_vector(text, dimensions)
+        encoded: Any = vector
+        if as_base64:
+            encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(math.ceil(len(t) / 4) for t in inputs)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 # ---- wire shapes -------------------------------------------------------------------------------

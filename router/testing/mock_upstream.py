@@ -65,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[str, int, MockConfig]
     p.add_argument("--fail-seed", type=int)
     p.add_argument("--retry-after-s", type=float)
     p.add_argument("--stream-cut-after", type=int)
-    p.add_argument("--stream-cut-mode", choices=["abort", "eof"])
+    p.add_argument("--stream-cut-mode", choices=["abort", "eof", "error"])
     p.add_argument("--hang", action="store_const", const=True)
     p.add_argument("--require-api-key")
     p.add_argument("--canned-json", dest="canned", type=orjson.loads, help='{"prompt": "answer"}')

@@ -167,6 +167,14 @@ def test_stream_cut_midway(client: openai.OpenAI) -> None:
     assert received == 3
 
 
+def test_stream_error_event_midway(client: openai.OpenAI, mock: MockUpstreamProcess) -> None:
+    mock.configure(stream_cut_after=2, stream_cut_mode="error")
+    stream = client.chat.completions.create(model="mock-model", messages=USER, stream=True)
+    with pytest.raises(openai.APIError, match="stream cut"):
+        for _ in stream:
+            pass
+
+
 def test_hang_times_out(mock: MockUpstreamProcess) -> None:
     with (
         openai.OpenAI(base_url=mock.url, api_key="sk-mock", max_retries=0, timeout=0.5) as c,
@@ -191,4 +199,6 @@ async def test_running_mock_in_loop_with_pacing() -> None:
         assert first_token_s is not None and first_token_s >= 0.09
         assert total_s >= 0.1 + 9 / 200 * 0.9
         models = await c.models.list()
-        assert [m.id for m in models.data] == ["mock-model", "mock-large"]
+        assert "mock-hosted" in [m.id for m in models.data]
+        emb = await c.embeddings.create(model="mock-embed", input=["a", "b"])
+        assert len(emb.data) == 2 and len(emb.data[0].embedding) == 16

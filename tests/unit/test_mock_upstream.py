@@ -17,6 +17,7 @@ from router.testing.mock_replies import (
     completion_body,
     count_prompt_tokens,
     default_reply_text,
+    embeddings_body,
     stream_events,
     tokenize,
     value_for_schema,
@@ -236,6 +237,17 @@ def test_bad_fields_are_rejected(body: dict[str, Any], param: str) -> None:
     assert info.value.param == param
 
 
+def test_embeddings_are_deterministic_unit_vectors() -> None:
+    out = embeddings_body({"model": "e", "input": ["a", "b", "a"], "dimensions": 8})
+    vectors = [d["embedding"] for d in out["data"]]
+    assert vectors[0] == vectors[2] != vectors[1] and len(vectors[0]) == 8
+    assert abs(sum(v * v for v in vectors[0]) - 1.0) < 1e-9
+    encoded = embeddings_body({"model": "e", "input": "a", "encoding_format": "base64"})
+    assert isinstance(encoded["data"][0]["embedding"], str)
+    with pytest.raises(MockRequestError):
+        embeddings_body({"model": "e", "input": [1, 2]})
+
+
 # ---- knobs --------------------------------------------------------------------------------------
 
 
@@ -286,12 +298,16 @@ async def test_app_chat_models_health_and_stats() -> None:
         )
         assert r.headers["content-type"].startswith("text/event-stream")
         assert _sse_payloads(r.content)[-1] == "[DONE]"
-        assert (await client.get("/v1/models")).json()["data"][0]["id"] == "mock-model"
+        models = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
+        assert "mock-model" in models and "mock-hosted" in models
+        r = await client.post("/v1/embeddings", json={"model": "e", "input": "hi"})
+        assert r.status_code == 200 and len(r.json()["data"][0]["embedding"]) == 16
         assert (await client.get("/health")).status_code == 200
         stats = (await client.get("/_mock/stats")).json()
         assert stats["total_requests"] == 2 and stats["stream_requests"] == 1
+        assert stats["by_path"]["/embeddings"] == 1
         assert stats["by_model"] == {"mock-model": 2}
-        last = stats["last_requests"][-1]["body"]
+        last = stats["last_requests"][1]["body"]
         assert last["stream_options"] == {"include_usage": True}
         assert stats["last_requests"][0]["body"]["seed"] == 3
         await client.post("/_mock/reset")
@@ -356,12 +372,16 @@ async def test_app_fail_rate_is_seeded() -> None:
     assert 0 < first.count(503) < 20
 
 
-async def test_app_eof_stream_cut_has_no_done() -> None:
+async def test_app_eof_and_error_stream_cuts_have_no_done() -> None:
     app = build_mock_app(MockConfig(stream_cut_after=2, stream_cut_mode="eof"))
     async with await _client(app) as client:
         r = await client.post("/v1/chat/completions", json=_body(stream=True))
         payloads = _sse_payloads(r.content)
         assert len(payloads) == 2 and "[DONE]" not in payloads
+        await client.post("/_mock/config", json={"stream_cut_mode": "error"})
+        r = await client.post("/v1/chat/completions", json=_body(stream=True))
+        payloads = _sse_payloads(r.content)
+        assert len(payloads) == 3 and payloads[-1]["error"]["type"] == "server_error"
 
 
 def test_stats_bodies_are_json_serialisable() -> None:
