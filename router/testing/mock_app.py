@@ -15,6 +15,8 @@ import random
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -34,10 +36,12 @@ from router.testing.mock_replies import (
 )
 
 _MAX_BODY_BYTES = 32 * 1024 * 1024
-_JSON = [(b"content-type", b"application/json")]
-_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-_ERROR_TYPES = {403: "permission_error", 429: "requests"}
-_ERROR_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+_JSON = ((b"content-type", b"application/json"),)
+_SSE = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
+_ERROR_TYPES = MappingProxyType({403: "permission_error", 429: "requests"})
+_ERROR_CODES = MappingProxyType(
+    {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+)
 _DIRECTIVE_CACHE_SIZE = 1024
 _REPLY_CACHE_SIZE = 4096
 
@@ -166,7 +170,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = _JSON
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = _JSON
 ) -> None:
     await send(
         {
@@ -312,7 +316,7 @@ class MockApp:
         status = state.should_fail(model, ctl)
         if status is not None:
             state.injected_failures += 1
-            headers = _JSON
+            headers: Sequence[tuple[bytes, bytes]] = _JSON
             if status == 429:
                 headers = [*_JSON, (b"retry-after", f"{config.retry_after_s:g}".encode())]
             message = f"Mock injected error {status} for model {model}"

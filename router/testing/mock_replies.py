@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 import orjson
 
 from router.testing.mock_config import MockConfig
+from router.testing.mock_schema import value_for_schema
 
 FINGERPRINT = "fp_mock"
 _TOKEN_RE = re.compile(r"\s*\S+")
 _ARG_PIECE_CHARS = 6
 _FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
-_MAX_SCHEMA_DEPTH = 8
 
 
 class MockRequestError(ValueError):
@@ -128,49 +128,6 @@ def default_reply_text(prompt: str, index: int = 0) -> str:
 
 
 # ---- JSON output -------------------------------------------------------------------------------
-
-
-def value_for_schema(schema: Any, text: str, root: Any = None, depth: int = 0) -> Any:
-    """A deterministic value that satisfies a (simple) JSON schema; strings get ``text``."""
-    root = schema if root is None else root
-    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
-        return text
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        return value_for_schema(target, text, root, depth + 1)
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
-            return value_for_schema((usable or options)[0], text, root, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind is None and "properties" in schema:
-        kind = "object"
-    if kind == "object":
-        props = schema.get("properties")
-        if not isinstance(props, dict):
-            return {}
-        return {k: value_for_schema(v, text, root, depth + 1) for k, v in props.items()}
-    if kind == "array":
-        return [value_for_schema(schema.get("items", {}), text, root, depth + 1)]
-    if kind == "integer":
-        return len(text.split())
-    if kind == "number":
-        return len(text.split()) / 2
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return text
 
 
 def _json_content(text: str, response_format: Any) -> str | None:

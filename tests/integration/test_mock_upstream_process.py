@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from router.testing.mock_config import MockConfig
@@ -119,6 +121,19 @@ def test_json_schema_reply_parses(client: openai.OpenAI) -> None:
     )
     value = json.loads(out.choices[0].message.content or "")
     assert isinstance(value["title"], str) and isinstance(value["year"], int)
+
+
+class Movie(pydantic.BaseModel):
+    title: str
+    year: int
+    released: datetime.date
+    genres: list[str]
+
+
+def test_structured_output_parse(client: openai.OpenAI) -> None:
+    out = client.chat.completions.parse(model="mock-model", messages=USER, response_format=Movie)
+    movie = out.choices[0].message.parsed
+    assert isinstance(movie, Movie) and movie.released == datetime.date(2024, 1, 1)
 
 
 @pytest.mark.parametrize(

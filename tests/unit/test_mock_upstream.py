@@ -20,8 +20,8 @@ from router.testing.mock_replies import (
     embeddings_body,
     stream_events,
     tokenize,
-    value_for_schema,
 )
+from router.testing.mock_schema import value_for_schema
 from router.testing.mock_upstream import parse_args
 
 WEATHER_TOOL: dict[str, Any] = {
@@ -167,6 +167,10 @@ def test_json_object_and_schema_replies_are_valid_json() -> None:
     assert set(value) == {"answer", "score", "tags", "kind"}
     assert value["kind"] == "a" and isinstance(value["tags"], list)
     assert value_for_schema({"type": ["null", "integer"]}, "a b") == 2
+    assert value_for_schema({"type": "integer", "minimum": 5}, "a b") == 5
+    assert value_for_schema({"type": "string", "format": "date"}, "a") == "2024-01-01"
+    assert value_for_schema({"type": "string", "maxLength": 3}, "abcdef") == "abc"
+    assert value_for_schema({"type": "array", "items": {}, "minItems": 2}, "t") == ["t", "t"]
 
 
 def test_tool_call_when_asked() -> None:
