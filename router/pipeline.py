@@ -130,9 +130,12 @@ async def run_chat(
 
 
 async def _relay(
-    services: Services, req: ChatRequest, outcome: ChatOutcome, first: Chunk,
+    services: Services,
+    req: ChatRequest,
+    outcome: ChatOutcome,
+    first: Chunk,
     rest: AsyncIterator[Chunk],
-) -> AsyncIterator[bytes]:  # fmt: skip
+) -> AsyncIterator[bytes]:
     """Forward chunks to the client; end with an error event on failure, always ``[DONE]``."""
     include_usage = req.include_usage
     answered = outcome.attempts.model or outcome.decision.target

@@ -17,15 +17,25 @@ async def list_models(request: Request) -> Response:
     loaded = services.policies.current
     created = int(loaded.files[0].stat().st_mtime) if loaded.files else 0
     data: list[dict[str, Any]] = [
-        {"id": r.alias, "object": "model", "created": created, "owned_by": "hybrid-router",
-         "x_router": {"kind": "route", "tiers": [t.name for t in r.tiers]}}
+        {
+            "id": r.alias,
+            "object": "model",
+            "created": created,
+            "owned_by": "hybrid-router",
+            "x_router": {"kind": "route", "tiers": [t.name for t in r.tiers]},
+        }
         for r in loaded.policy.routes
-    ]  # fmt: skip
+    ]
     data += [
-        {"id": m.name, "object": "model", "created": created, "owned_by": m.backend,
-         "x_router": {"kind": "model", "tier": m.tier, "available": m.available}}
+        {
+            "id": m.name,
+            "object": "model",
+            "created": created,
+            "owned_by": m.backend,
+            "x_router": {"kind": "model", "tier": m.tier, "available": m.available},
+        }
         for m in loaded.policy.models
-    ]  # fmt: skip
+    ]
     return JSONBytesResponse(
         {"object": "list", "data": data}, headers={"x-router-policy": loaded.hash}
     )

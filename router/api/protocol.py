@@ -82,13 +82,38 @@ class ResponseFormat(BaseModel):
 
 KNOWN_FIELDS = frozenset(
     {
-        "model", "messages", "stream", "stream_options", "temperature", "top_p", "n", "stop",
-        "max_tokens", "max_completion_tokens", "seed", "tools", "tool_choice", "response_format",
-        "user", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-        "top_logprobs", "parallel_tool_calls", "metadata", "store", "reasoning_effort",
-        "modalities", "prediction", "audio", "service_tier", "functions", "function_call",
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "seed",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "user",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "metadata",
+        "store",
+        "reasoning_effort",
+        "modalities",
+        "prediction",
+        "audio",
+        "service_tier",
+        "functions",
+        "function_call",
     }
-)  # fmt: skip
+)
 """Fields of OpenAI's chat completions API; anything else is an extra the gateway logs."""
 
 

@@ -51,7 +51,9 @@ def _falls_back(exc: UpstreamError) -> bool:
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential_jitter(initial=policy.backoff_s, max=policy.max_backoff_s),
+        wait=wait_exponential_jitter(
+            multiplier=policy.backoff_s, max=policy.max_backoff_s, jitter=policy.backoff_s
+        ),
         retry=retry_if_exception(_retryable(policy)),
         reraise=True,
     )
@@ -62,9 +64,12 @@ def _candidates(decision: RouteDecision) -> tuple[ModelSpec, ...]:
 
 
 async def complete_with_fallbacks(
-    req: ChatRequest, decision: RouteDecision, policy: Policy, backend_for: BackendFor,
+    req: ChatRequest,
+    decision: RouteDecision,
+    policy: Policy,
+    backend_for: BackendFor,
     attempts: Attempts,
-) -> Completion:  # fmt: skip
+) -> Completion:
     """Return the first successful completion among the target and its fallbacks."""
     last: UpstreamError | None = None
     for target in _candidates(decision):
@@ -89,9 +94,12 @@ async def complete_with_fallbacks(
 
 
 async def open_stream_with_fallbacks(
-    req: ChatRequest, decision: RouteDecision, policy: Policy, backend_for: BackendFor,
+    req: ChatRequest,
+    decision: RouteDecision,
+    policy: Policy,
+    backend_for: BackendFor,
     attempts: Attempts,
-) -> tuple[Chunk, AsyncIterator[Chunk]]:  # fmt: skip
+) -> tuple[Chunk, AsyncIterator[Chunk]]:
     """Open a stream on the first target that yields a first chunk.
 
     Retries and fallbacks are possible only until the first chunk: after that the client has

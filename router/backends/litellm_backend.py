@@ -19,10 +19,25 @@ from router.errors import UpstreamServerError
 from router.policy.schema import ModelSpec, Policy
 
 PASSTHROUGH = (
-    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "seed", "tools",
-    "tool_choice", "response_format", "user", "presence_penalty", "frequency_penalty",
-    "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls", "reasoning_effort",
-)  # fmt: skip
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "reasoning_effort",
+)
 
 
 def _to_dict(obj: Any) -> dict[str, Any]:

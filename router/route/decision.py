@@ -186,9 +186,10 @@ def decide(
         else:
             reason = f"score {score:.2f} >= {ts[idx]:.2f} (tier {tier})"
     fallbacks = tuple(
-        fb for name in model.fallbacks
+        fb
+        for name in model.fallbacks
         if (fb := policy.model(name)) is not None and plan.requirements.unmet(fb) is None
-    )  # fmt: skip
+    )
     fallback_reason = None
     if not model.available:
         usable = [fb for fb in fallbacks if fb.available]
