@@ -27,6 +27,7 @@ from dataclasses import dataclass
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-−]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+_TOKEN = re.compile(r"[A-Za-z][\w'’+#-]*")
 _CAPITALISED = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9'’+#-]*)")
 _BACKTICK = re.compile(r"```.*?```|`[^`\n]+`", re.S)
 _CODE_TOKEN = re.compile(
@@ -37,7 +38,7 @@ _CODE_TOKEN = re.compile(
     r"|\b[a-z]+[A-Z][A-Za-z0-9]*\b"  # camelCase
     r"|[<>=!]=|=>|->|&&|\|\||::"  # operators that only appear in code
 )
-_OPERATOR = re.compile(r"(?<=[\d\s])([-+*/^%×÷<>=])(?=[\s\d])")
+_OPERATOR = re.compile(r"(?<=[\d\s])([-+*/^×÷<>=])(?=[\s\d])")
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -50,7 +51,7 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _OPERATOR_WORDS = {
     "plus": "+", "minus": "-", "times": "*", "multiplied": "*", "divided": "/",
-    "over": "/", "squared": "^2", "cubed": "^3",
+    "squared": "^2", "cubed": "^3",
 }  # fmt: skip
 _UNITS = {
     "km": "km", "kilometer": "km", "kilometers": "km", "kilometre": "km", "kilometres": "km",
@@ -106,7 +107,9 @@ _OPPOSITES = [
     ("serialize", "deserialize"), ("compress", "decompress"), ("sum", "product"),
     ("even", "odd"), ("prime", "composite"), ("minimum", "maximum"), ("inside", "outside"),
 ]  # fmt: skip
-_POLARITY = frozenset(w for pair in _OPPOSITES for w in pair)
+_TIME_UNITS = frozenset({"s", "min", "h", "d", "wk", "mo", "yr"})
+"""Units that count only right after a number ("in 3 days"), not in "what year"."""
+_POLAR_WORDS = frozenset(w for pair in _OPPOSITES for w in pair)
 _OPENERS = frozenset(
     """a about according after all also am an and any are as at be because before but by can
     compare convert could calculate create define describe did do does draft each explain find
@@ -114,7 +117,10 @@ _OPENERS = frozenset(
     list make may me might my name now of on or outline please provide quick recommend rewrite
     say should show so suggest summarise summarize tell thanks the then there these they this
     those to translate under using was we were what what's when where which while who why will
-    with would write yes you your can't don't""".split()  # noqa: SIM905
+    with would write yes you your can't don't compute determine estimate solve check identify
+    implement fix debug build design plan draw sort reverse count read install run use print
+    return call assume imagine consider pretend act answer analyze analyse evaluate review
+    summarise classify extract format parse improve optimize optimise refactor simplify""".split()  # noqa: SIM905
 )
 
 
@@ -162,7 +168,19 @@ def features(text: str) -> Features:
     operators = Counter(m.group(1) for m in _OPERATOR.finditer(prose))
     operators.update(_OPERATOR_WORDS[w] for w in words if w in _OPERATOR_WORDS)
     symbols = re.findall(r"[$€£¥%]|°[cCfF]", prose)
-    units = {_UNITS[w] for w in words if w in _UNITS}
+    units = set()
+    previous = ""
+    for w in words:
+        unit = _UNITS.get(w)
+        if unit is not None and (
+            unit not in _TIME_UNITS or previous.isdigit() or previous in _NUMBER_WORDS
+        ):
+            units.add(unit)
+        previous = w
+    for m in re.finditer(
+        r"\d+\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b", lowered
+    ):
+        units.add(_UNITS[m.group(1)])
     units.update(_UNITS[s.lower()] for s in symbols if s.lower() in _UNITS)
     entities = {
         _entity(m.group(1))
@@ -171,13 +189,13 @@ def features(text: str) -> Features:
     }
     entities -= set(_UNITS) | set(_NUMBER_WORDS) | set(_NEGATIONS)
     negations = Counter(_NEGATIONS[w] for w in words if w in _NEGATIONS)
-    polarity = frozenset(w for w in words if w in _POLARITY)
+    polarity = frozenset(w for w in words if w in _POLAR_WORDS)
     return Features(
         numbers=numbers,
         operators=operators,
         units=frozenset(units),
         entities=frozenset(e for e in entities if e),
-        words=frozenset(_entity(w) for w in words),
+        words=frozenset(_entity(w) for w in [*words, *_TOKEN.findall(lowered)]),
         code=frozenset(code),
         negations=negations,
         polarity=polarity,
@@ -201,6 +219,9 @@ def false_hit_reason(cached: str, new: str) -> str | None:
         return "code differs"
     if a.negations != b.negations:
         return "negation differs"
-    if a.polarity != b.polarity:
-        return "polarity differs"
+    for x, y in _OPPOSITES:
+        if (x in a.polarity and y in b.polarity and y not in a.polarity) or (
+            y in a.polarity and x in b.polarity and x not in a.polarity
+        ):
+            return "polarity differs"
     return None

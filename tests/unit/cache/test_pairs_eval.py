@@ -1,0 +1,43 @@
+"""The pair generator and the eval arithmetic (no model, no I/O beyond tmp files)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from router.cache.pairs import generate, write_pairs
+from router.cli.cache import Pair, rates, read_pairs
+
+DATA = Path(__file__).parents[2] / "data" / "cache_pairs.jsonl"
+
+
+def test_generated_set_is_large_balanced_and_deterministic() -> None:
+    rows = list(generate())
+    assert len(rows) >= 500 and rows == list(generate())
+    kinds = Counter(str(r["kind"]) for r in rows if not r["same"])
+    assert set(kinds) == {"numbers", "entities", "units", "code", "negation"}
+    assert sum(1 for r in rows if r["same"]) == 300
+    assert len({(r["a"], r["b"]) for r in rows}) == len(rows)
+
+
+def test_checked_in_file_matches_generator(tmp_path: Path) -> None:
+    out = tmp_path / "p.jsonl"
+    write_pairs(out)
+    assert out.read_bytes() == DATA.read_bytes()
+    assert len(read_pairs(DATA)) >= 500
+
+
+def test_rates() -> None:
+    pairs = [
+        Pair("a", "b", True, "paraphrase"),
+        Pair("c", "d", True, "paraphrase"),
+        Pair("e", "f", False, "numbers"),
+        Pair("g", "h", False, "code"),
+    ]
+    sims = np.array([0.95, 0.80, 0.97, 0.50], np.float32)
+    r = rates(pairs, sims, [False, False, True, False], 0.9)
+    assert r.hit_rate == 0.5 and r.false_hit_rate == 0.0
+    assert r.false_hit_rate_no_guard == 0.5
+    assert r.false_hits_by_kind == {"code": 0.0, "numbers": 0.0}
