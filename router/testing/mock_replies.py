@@ -13,7 +13,7 @@ import hashlib
 import math
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -55,6 +55,16 @@ class ChoiceReply:
     finish_reason: str
 
 
+class SseEvent(NamedTuple):
+    """One encoded ``data: ...\\n\\n`` event; ``is_token`` marks events paced by tokens_per_s."""
+
+    data: bytes
+    is_token: bool
+
+
+DONE_EVENT = SseEvent(b"data: [DONE]\n\n", is_token=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """Everything needed to render a completion or its stream."""
@@ -62,6 +72,7 @@ class Reply:
     choices: tuple[ChoiceReply, ...]
     prompt_tokens: int
     completion_tokens: int
+    stream_parts: list[SseEvent] = field(default_factory=list, compare=False, repr=False)
 
     def usage(self) -> dict[str, Any]:
         """OpenAI's ``usage`` object."""
@@ -367,14 +378,38 @@ def completion_body(reply: Reply, model: str, completion_id: str, created: int) 
     }
 
 
-class SseEvent(NamedTuple):
-    """One encoded ``data: ...\\n\\n`` event; ``is_token`` marks events paced by tokens_per_s."""
+def _choice_parts(reply: Reply) -> list[SseEvent]:
+    """Encoded ``choices`` entries of every chunk (no envelope), role first, finish last."""
+    dumps = orjson.dumps
 
-    data: bytes
-    is_token: bool
+    def part(index: int, delta: dict[str, Any], finish: str | None, token: bool) -> SseEvent:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return SseEvent(dumps(choice), token)
 
-
-DONE_EVENT = SseEvent(b"data: [DONE]\n\n", is_token=False)
+    parts: list[SseEvent] = []
+    for index, choice in enumerate(reply.choices):
+        call = choice.tool_call
+        if call is None:
+            delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        else:
+            first = _tool_call_json(call, "")
+            delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **first}]}
+            delta["refusal"] = None
+        parts.append(part(index, delta, None, False))
+    longest = max((len(c.tokens) for c in reply.choices), default=0)
+    for position in range(longest):
+        for index, choice in enumerate(reply.choices):
+            if position >= len(choice.tokens):
+                continue
+            piece = choice.tokens[position]
+            if choice.tool_call is None:
+                delta = {"content": piece}
+            else:
+                delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            parts.append(part(index, delta, None, True))
+    for index, choice in enumerate(reply.choices):
+        parts.append(part(index, {}, choice.finish_reason, False))
+    return parts
 
 
 def stream_events(
@@ -383,7 +418,8 @@ def stream_events(
     """All SSE events of a streamed completion, ending with ``data: [DONE]``.
 
     Order: a role delta per choice, token deltas (round-robin over choices), a finish chunk per
-    choice, the usage chunk (empty ``choices``) when ``include_usage``, then ``[DONE]``.
+    choice, the usage chunk (empty ``choices``) when ``include_usage``, then ``[DONE]``. The
+    encoded choice parts are kept on ``reply`` so a cached reply streams again cheaply.
     """
     head: dict[str, Any] = {
         "id": completion_id,
@@ -396,47 +432,11 @@ def stream_events(
     if include_usage:
         head["usage"] = None
     prefix = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
-    dumps = orjson.dumps
-
-    def event(index: int, delta: dict[str, Any], finish: str | None, token: bool) -> SseEvent:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return SseEvent(prefix + dumps(choice) + b"]}\n\n", token)
-
-    events: list[SseEvent] = []
-    for index, choice in enumerate(reply.choices):
-        call = choice.tool_call
-        if call is None:
-            delta: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        else:
-            first = _tool_call_json(call, "")
-            delta = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **first}]}
-            delta["refusal"] = None
-        events.append(event(index, delta, None, False))
-    if len(reply.choices) == 1:
-        only = reply.choices[0]
-        if only.tool_call is None:
-            events += [event(0, {"content": t}, None, True) for t in only.tokens]
-        else:
-            events += [
-                event(0, {"tool_calls": [{"index": 0, "function": {"arguments": t}}]}, None, True)
-                for t in only.tokens
-            ]
-    else:
-        longest = max(len(c.tokens) for c in reply.choices)
-        for position in range(longest):
-            for index, choice in enumerate(reply.choices):
-                if position >= len(choice.tokens):
-                    continue
-                piece = choice.tokens[position]
-                if choice.tool_call is None:
-                    delta = {"content": piece}
-                else:
-                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
-                events.append(event(index, delta, None, True))
-    for index, choice in enumerate(reply.choices):
-        events.append(event(index, {}, choice.finish_reason, False))
+    if not reply.stream_parts:
+        reply.stream_parts.extend(_choice_parts(reply))
+    events = [SseEvent(prefix + p.data + b"]}\n\n", p.is_token) for p in reply.stream_parts]
     if include_usage:
         usage = {**head, "choices": [], "usage": reply.usage()}
-        events.append(SseEvent(b"data: " + dumps(usage) + b"\n\n", False))
+        events.append(SseEvent(b"data: " + orjson.dumps(usage) + b"\n\n", False))
     events.append(DONE_EVENT)
     return events

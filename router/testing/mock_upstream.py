@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from router.testing.mock_app import MockApp, MockState, build_mock_app
 from router.testing.mock_config import MockConfig
@@ -49,7 +50,9 @@ def _csv(text: str) -> tuple[str, ...]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[str, int, MockConfig]:
     """Parse CLI arguments into ``(host, port, config)``; flags override ``--config-json``."""
     p = argparse.ArgumentParser(
-        prog="python -m router.testing.mock_upstream", description=__doc__.split("\n")[0]
+        prog="python -m router.testing.mock_upstream",
+        description="OpenAI-compatible mock upstream. Model-name directives (mock-fail-500, "
+        "mock-hang, mock-cut-3, ...) and x-mock-* headers override these knobs per request.",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9100, help="0 = a free port")
@@ -77,9 +80,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[str, int, MockConfig]
     host: str = args.pop("host")
     port: int = args.pop("port")
     raw = args.pop("config_json")
-    base: dict[str, Any] = orjson.loads(raw) if raw else {}
     knobs = {k: v for k, v in args.items() if v is not None}
-    return host, port, MockConfig.model_validate({**base, **knobs})
+    try:
+        base: Any = orjson.loads(raw) if raw else {}
+        if not isinstance(base, dict):
+            p.error("--config-json must be a JSON object")
+        return host, port, MockConfig.model_validate({**base, **knobs})
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        p.error(str(exc))
 
 
 def _announce(base_url: str) -> None:

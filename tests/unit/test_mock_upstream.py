@@ -272,6 +272,8 @@ def test_parse_args_merges_json_and_flags() -> None:
     assert config.latency_ms == 7 and config.fail_rate == 0.5
     _, _, config = parse_args(["--fail-models", "a,b", "--hang", "--canned-json", '{"x": "y"}'])
     assert config.fail_models == ("a", "b") and config.hang and config.canned == {"x": "y"}
+    with pytest.raises(SystemExit):
+        parse_args(["--fail-rate", "2"])
 
 
 def test_config_update_validates() -> None:
