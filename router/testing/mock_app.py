@@ -23,8 +23,12 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from router.testing.mock_config import MockConfig, RequestControl, apply_header
-from router.testing.mock_config import parse_model_directives as _parse_directives
+from router.testing.mock_config import (
+    MockConfig,
+    RequestControl,
+    apply_header,
+    parse_model_directives,
+)
 from router.testing.mock_replies import (
     MockRequestError,
     Reply,
@@ -96,13 +100,13 @@ class MockState:
         self.history.clear()
         self.set_config(self.config if keep_config else self.initial_config)
 
-    def control_for(self, model: str, scope: Scope) -> tuple[RequestControl | None, str | None]:
+    def control_for(self, model: str, scope: Scope) -> tuple[RequestControl, str | None]:
         """Per-request overrides and the Authorization header value."""
         ctl = self.directives.get(model)
         if ctl is None:
             if len(self.directives) >= _DIRECTIVE_CACHE_SIZE:
                 self.directives.clear()
-            ctl = self.directives[model] = _parse_directives(model)
+            ctl = self.directives[model] = parse_model_directives(model)
         copied = False
         auth = None
         for key, value in scope["headers"]:
@@ -303,7 +307,6 @@ class MockApp:
             return
         state.by_model[model] += 1
         ctl, auth = state.control_for(model, scope)
-        assert ctl is not None
         if config.require_api_key is not None and auth != f"Bearer {config.require_api_key}":
             await _respond(send, 401, error_json(401, "Incorrect API key provided."))
             return

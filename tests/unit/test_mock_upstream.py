@@ -316,7 +316,7 @@ async def test_app_chat_models_health_and_stats() -> None:
         last = stats["last_requests"][1]["body"]
         assert last["stream_options"] == {"include_usage": True}
         assert stats["last_requests"][0]["body"]["seed"] == 3
-        await client.post("/_mock/reset")
+        await client.post("/v1/_mock/reset")  # the control surface also answers under /v1
         assert (await client.get("/_mock/stats")).json()["total_requests"] == 0
 
 
