@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from router.api.admin import ROUTES as ADMIN_ROUTES
 from router.api.chat import chat_completions
 from router.api.health import healthz, readyz
 from router.api.models import list_models
@@ -64,6 +65,7 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *ADMIN_ROUTES,
     ]
     return Starlette(
         routes=routes,

@@ -18,11 +18,15 @@ from router.api import sse
 from router.api.protocol import ChatRequest
 from router.backends.base import Chunk, Completion, Usage
 from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
+from router.budget.admission import admit_request
 from router.budget.pricing import model_cost_usd
+from router.budget.reserve import Reservation
 from router.classify.base import Classification
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
+from router.ledger.account import account, bill_after_disconnect
+from router.ledger.drain import UpstreamReader
 from router.policy.load import LoadedPolicy
 from router.route.decision import RouteDecision, decide, plan_request
 
@@ -48,6 +52,8 @@ class ChatOutcome:
     status: int = 200
     error_code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    hold: Reservation | None = None
+    """The budget reservation of stage 8, settled by ``record`` (stage 10)."""
 
     @property
     def model_name(self) -> str:
@@ -106,6 +112,12 @@ async def run_chat(
 
     attempts = Attempts()
     outcome = ChatOutcome(ctx, loaded.hash, decision, classification, attempts)
+    try:  # stage 8: key permissions, rate limits, budget reservation (may downgrade)
+        await admit_request(services, loaded, req, plan, outcome)
+    except RouterError as exc:
+        record(services, req, outcome, exc)
+        raise
+    decision = outcome.decision
     backend_for = services.backends.for_model
     if not req.stream:
         try:
@@ -125,7 +137,7 @@ async def run_chat(
     except RouterError as exc:
         record(services, req, outcome, exc)
         raise
-    outcome.stream = _relay(services, req, outcome, first, rest)
+    outcome.stream = _relay(services, req, outcome, first, UpstreamReader(rest))
     return outcome
 
 
@@ -159,12 +171,16 @@ async def _relay(
         yield sse.error_event(exc)
     finally:
         # Runs on success, on upstream failure, and when the client goes away (cancellation).
-        if failure is None and outcome.usage is None:
-            outcome.error_code = "no_usage"
-        record(services, req, outcome, failure)
-        aclose = getattr(rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        if failure is None and outcome.usage is None and chunk is not None:
+            # The client left mid-stream: bill from the upstream's usage once it has finished.
+            bill_after_disconnect(services, req, outcome, rest, answered, record)
+        else:
+            if failure is None and outcome.usage is None:
+                outcome.error_code = "no_usage"
+            record(services, req, outcome, failure)
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
     yield sse.DONE
 
 
@@ -175,6 +191,7 @@ def record(
     if error is not None:
         outcome.status = error.status
         outcome.error_code = error.code
+    account(services, req, outcome)  # stages 10 and 11: settle the reservation, ledger row
     if not services.settings.access_log:
         return
     d = outcome.decision

@@ -12,9 +12,13 @@ from httpx_aiohttp import AiohttpTransport
 
 from router.auth import Authenticator
 from router.backends.registry import BackendRegistry
+from router.budget.reserve import Budgets
 from router.classify.base import Classifier
 from router.classify.heuristic import HeuristicClassifier
+from router.keys.store import RedisKeyStore
+from router.ledger.writer import Ledger
 from router.policy.store import PolicyStore
+from router.redis_client import RedisHandle, connect_redis
 from router.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -46,6 +50,11 @@ class Services:
     auth: Authenticator
     counters: Counter[str] = field(default_factory=Counter)
     ready: bool = False
+    redis: RedisHandle | None = None
+    """The shared Redis (``REDIS_URL``, else embedded); None when it could not be reached."""
+    keys: RedisKeyStore | None = None
+    budgets: Budgets = field(default_factory=lambda: Budgets(None))
+    ledger: Ledger | None = None
 
     @classmethod
     async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
@@ -54,13 +63,20 @@ class Services:
         http = build_http_client(settings.upstream_max_connections)
         backends = BackendRegistry(http)
         await asyncio.to_thread(backends.prepare, store.current.policy)
+        redis = await _connect_redis(settings)
+        keys = RedisKeyStore(redis.client) if redis is not None else None
+        budgets = Budgets(redis.client if redis is not None else None)
         services = cls(
             settings=settings,
             policies=store,
             http=http,
             backends=backends,
             classifier=HeuristicClassifier(),
-            auth=Authenticator(settings.master_key),
+            auth=Authenticator(settings.master_key, keys),
+            redis=redis,
+            keys=keys,
+            budgets=budgets,
+            ledger=Ledger(redis.client if redis is not None else None, budgets),
         )
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
@@ -74,7 +90,22 @@ class Services:
     async def aclose(self) -> None:
         """Stop background work and close clients."""
         self.ready = False
+        if self.ledger is not None:
+            await self.ledger.aclose()
         await self.policies.stop()
         await self.classifier.aclose()
         await self.backends.aclose()
         await self.http.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+async def _connect_redis(settings: Settings) -> RedisHandle | None:
+    """Connect to ``REDIS_URL`` (or start the embedded server); None, logged, on failure."""
+    try:
+        handle = await asyncio.wait_for(connect_redis(settings.redis_url, settings.data_dir), 30)
+    except Exception as exc:
+        log.error("redis_unavailable", error=repr(exc))
+        return None
+    log.info("redis_connected", kind=handle.kind, url=handle.url)
+    return handle

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("serve", "policy")
+SUBCOMMAND_MODULES = ("serve", "policy", "keys", "ledger")
 """Modules of ``router.cli`` that each expose ``register(subparsers)``."""
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from router.budget.settings import BudgetSettings
 from router.classify.settings import ClassifierSettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
@@ -159,6 +160,7 @@ class Policy(Strict):
     limits: Limits = Limits()
     defaults: Defaults = Defaults()
     classifier: ClassifierSettings = ClassifierSettings()
+    budgets: BudgetSettings = BudgetSettings()
     models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
     routes: tuple[Route, ...] = ()
 

@@ -1,0 +1,192 @@
+"""Stage 8 of the request path: key permissions, rate limits and the budget reservation.
+
+:func:`admit` gathers the scopes that apply to a request (the virtual key's budget and limits,
+its team's, the global budget), reserves the worst-case cost of the routed target and its
+fallbacks in one Redis round trip, and, when a budget is exhausted and the policy says
+``downgrade``, re-decides the request to its route's local (first) tier and reserves that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+import structlog
+
+from router.api.protocol import ChatRequest
+from router.budget.estimate import input_tokens_upper_bound, worst_case_tokens, worst_case_usd
+from router.budget.keys import scope_name
+from router.budget.ratelimit import LimitScope
+from router.budget.reserve import Budgets, BudgetScope, Reservation
+from router.budget.settings import BudgetSettings
+from router.context import RequestContext
+from router.errors import BudgetExceeded, PermissionDenied
+from router.keys.model import VirtualKey
+from router.policy.load import LoadedPolicy
+from router.route.decision import Plan, RouteDecision, decide
+
+if TYPE_CHECKING:
+    from router.services import Services
+
+log = structlog.get_logger("router.budget")
+
+
+class Outcome(Protocol):
+    """The parts of :class:`router.pipeline.ChatOutcome` that admission reads and sets."""
+
+    ctx: RequestContext
+    decision: RouteDecision
+    hold: Reservation | None
+    headers: dict[str, str]
+
+
+def scopes_for(
+    settings: BudgetSettings, key: VirtualKey | None, team: str | None
+) -> tuple[tuple[BudgetScope, ...], tuple[LimitScope, ...]]:
+    """The budget scopes and rate-limit scopes of a request by ``key`` of ``team``."""
+    scopes: list[BudgetScope] = []
+    limits: list[LimitScope] = []
+    if key is not None:
+        ks = scope_name("k", key.id)
+        if key.budget_usd is not None:
+            scopes.append(BudgetScope(ks, f"key {key.id}", key.budget_usd, key.window))
+        if key.rpm or key.tpm:
+            limits.append(LimitScope(ks, f"key {key.id}", key.rpm, key.tpm))
+    tb = settings.teams.get(team) if team else None
+    if tb is not None and team:
+        ts = scope_name("t", team)
+        if tb.limit_usd is not None:
+            scopes.append(BudgetScope(ts, f"team {team}", tb.limit_usd, tb.window))
+        if tb.rpm or tb.tpm:
+            limits.append(LimitScope(ts, f"team {team}", tb.rpm, tb.tpm))
+    if settings.global_ is not None:
+        g = settings.global_
+        scopes.append(BudgetScope(scope_name("g"), "global", g.limit_usd, g.window))
+    return tuple(scopes), tuple(limits)
+
+
+def downgraded(loaded: LoadedPolicy, plan: Plan, decision: RouteDecision) -> RouteDecision | None:
+    """``decision`` moved to its route's local (first eligible) tier; None if already there."""
+    route = plan.route
+    if route is None:
+        return None
+    tier = (plan.eligible or route.tiers)[0]
+    model = loaded.policy.model(tier.model)
+    if model is None or model.name == decision.target.name:
+        return None
+    local_plan = dataclasses.replace(
+        plan, pinned=model, pinned_tier=tier.name, reason=f"budget exhausted: tier '{tier.name}'"
+    )
+    return decide(loaded.policy, loaded.hash, local_plan, decision.score)
+
+
+async def _reserve_for(
+    budgets: Budgets,
+    settings: BudgetSettings,
+    scopes: tuple[BudgetScope, ...],
+    limits: tuple[LimitScope, ...],
+    req: ChatRequest,
+    decision: RouteDecision,
+) -> Reservation | None:
+    models = (decision.target, *decision.fallbacks)
+    upper = input_tokens_upper_bound(req)
+    amount = worst_case_usd(req, models, upper)
+    tokens = worst_case_tokens(req, models, upper)
+    return await budgets.reserve(settings, scopes, limits, amount, tokens)
+
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+async def admit(
+    budgets: Budgets,
+    key: VirtualKey | None,
+    loaded: LoadedPolicy,
+    req: ChatRequest,
+    plan: Plan,
+    outcome: Outcome,
+    *,
+    http: httpx.AsyncClient | None = None,
+    spawn: Spawn | None = None,
+) -> None:
+    """Check the key's model list, rate limits and budgets; set ``outcome.hold``.
+
+    Raises :class:`PermissionDenied`, :class:`RateLimited`, :class:`BudgetExceeded` or
+    :class:`ServiceUnavailable`; may replace ``outcome.decision`` (``downgrade``).
+    """
+    decision = outcome.decision
+    if key is not None and not key.allows(req.model, decision.target.name):
+        raise PermissionDenied(
+            f"Key {key.id} may not use '{req.model}'; allowed: {', '.join(key.models)}.",
+            param="model",
+            code="model_not_allowed",
+        )
+    settings = loaded.policy.budgets
+    scopes, limits = scopes_for(settings, key, outcome.ctx.team)
+    if not scopes and not limits:
+        return
+    try:
+        hold = await _reserve_for(budgets, settings, scopes, limits, req, decision)
+    except BudgetExceeded:
+        local = downgraded(loaded, plan, decision) if settings.action == "downgrade" else None
+        if local is None:
+            raise
+        hold = await _reserve_for(budgets, settings, scopes, limits, req, local)
+        outcome.decision = local
+        outcome.headers["x-router-budget"] = "downgraded"
+        log.info("budget_downgrade", request_id=outcome.ctx.request_id, model=local.target.name)
+    outcome.hold = hold
+    if hold is None:
+        return
+    outcome.headers.update(hold.headers)
+    for scope in hold.alerts:
+        alert_soft_limit(settings, scope, outcome.ctx.request_id, http, spawn)
+
+
+async def admit_request(
+    services: Services, loaded: LoadedPolicy, req: ChatRequest, plan: Plan, outcome: Outcome
+) -> None:
+    """:func:`admit` with what ``services`` holds (the pipeline's stage 8)."""
+    key = services.keys.cached(outcome.ctx.key_id) if services.keys is not None else None
+    ledger = services.ledger
+    spawn = ledger.spawn if ledger is not None else None
+    await admit(services.budgets, key, loaded, req, plan, outcome, http=services.http, spawn=spawn)
+
+
+def alert_soft_limit(
+    settings: BudgetSettings,
+    scope: BudgetScope,
+    request_id: str,
+    http: httpx.AsyncClient | None,
+    spawn: Spawn | None,
+) -> None:
+    """Announce that ``scope`` crossed the soft limit: a log line and, if set, a webhook."""
+    pct = settings.soft_limit_percent
+    log.warning(
+        "budget_soft_limit",
+        scope=scope.label,
+        limit_usd=scope.limit_usd,
+        window=scope.window,
+        percent=pct,
+        request_id=request_id,
+    )
+    url = settings.webhook_url
+    if url and http is not None and spawn is not None:
+        body = {
+            "event": "budget.soft_limit",
+            "scope": scope.label,
+            "limit_usd": scope.limit_usd,
+            "window": scope.window,
+            "percent": pct,
+        }
+        spawn(_post(http, url, body))
+
+
+async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+    try:
+        await asyncio.wait_for(http.post(url, json=body), 2.0)
+    except Exception as exc:  # an alert must never fail anything
+        log.warning("budget_webhook_failed", url=url, error=repr(exc))

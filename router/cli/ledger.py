@@ -1,0 +1,63 @@
+"""``router ledger export --since ... --until ... --format jsonl|csv|parquet [--output FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from router.ledger.export import FORMATS, collect, parse_time, write_csv, write_jsonl, write_parquet
+from router.ledger.record import LedgerRecord
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``ledger`` subcommand group."""
+    p = sub.add_parser("ledger", help="the spend ledger: export records")
+    lsub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    e = lsub.add_parser("export", help="export ledger records between two times")
+    e.add_argument("--since", help="start (inclusive): 2026-11-01, an ISO time, -24h, -7d")
+    e.add_argument("--until", help="end (exclusive), same forms; default: now")
+    e.add_argument("--format", choices=FORMATS, default="jsonl")
+    e.add_argument("--output", "-o", type=Path, help="file (default stdout; required: parquet)")
+    e.set_defaults(func=export_cmd)
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    """Export records; print the count to stderr."""
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: bad time: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "parquet" and args.output is None:
+        print("error: --format parquet needs --output FILE", file=sys.stderr)
+        return 2
+    records = asyncio.run(_read(since, until))
+    if args.format == "parquet":
+        n = write_parquet(records, args.output)
+    elif args.output is not None:
+        with args.output.open("wb") as f:
+            n = (write_jsonl if args.format == "jsonl" else write_csv)(records, f)
+    else:
+        out = sys.stdout.buffer
+        n = (write_jsonl if args.format == "jsonl" else write_csv)(records, out)
+        out.flush()
+    print(f"exported {n} records", file=sys.stderr)
+    return 0
+
+
+async def _read(since: float | None, until: float | None) -> list[LedgerRecord]:
+    from router.budget.reserve import Budgets
+    from router.ledger.writer import Ledger
+    from router.redis_client import connect_redis
+    from router.settings import Settings
+
+    settings = Settings.from_env()
+    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    try:
+        ledger = Ledger(handle.client, Budgets(handle.client))
+        return await collect(ledger.read(since, until))
+    finally:
+        await handle.aclose()

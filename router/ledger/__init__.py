@@ -1,0 +1,1 @@
+"""The spend ledger: one record per request in a Redis stream, plus daily rollups."""
