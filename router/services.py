@@ -6,9 +6,8 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import structlog
-from httpx_aiohttp import AiohttpTransport
 
 from router.auth import Authenticator
 from router.backends.registry import BackendRegistry
@@ -24,17 +23,20 @@ from router.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def build_http_client(max_connections: int) -> httpx.AsyncClient:
-    """The pooled upstream client: httpx's API over aiohttp's transport.
+def build_http_session(max_connections: int) -> aiohttp.ClientSession:
+    """The pooled upstream session (aiohttp; see docs/performance.md for why not httpx).
 
-    httpx's own pool costs most of the latency budget under concurrency (httpx issue #3215;
-    see docs/performance.md), aiohttp's connector does not.
+    Must be called inside the running event loop.
     """
-    limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=30.0)
-    transport = AiohttpTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=None),
+    connector = aiohttp.TCPConnector(
+        limit=max_connections, keepalive_timeout=30.0, ttl_dns_cache=300
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
+        auto_decompress=True,
+        trust_env=False,
+        skip_auto_headers=("User-Agent",),
     )
 
 
@@ -44,7 +46,7 @@ class Services:
 
     settings: Settings
     policies: PolicyStore
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     backends: BackendRegistry
     classifier: Classifier
     auth: Authenticator
@@ -60,7 +62,7 @@ class Services:
     async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
         """Load the policy and build clients, backends and the classifier."""
         store = policies or PolicyStore.open(settings.policy_path)
-        http = build_http_client(settings.upstream_max_connections)
+        http = build_http_session(settings.upstream_max_connections)
         backends = BackendRegistry(http)
         await asyncio.to_thread(backends.prepare, store.current.policy)
         redis = await _connect_redis(settings)
@@ -95,7 +97,7 @@ class Services:
         await self.policies.stop()
         await self.classifier.aclose()
         await self.backends.aclose()
-        await self.http.aclose()
+        await self.http.close()
         if self.redis is not None:
             await self.redis.aclose()
 

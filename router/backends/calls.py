@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -17,6 +20,7 @@ from router.route.decision import RouteDecision
 log = structlog.get_logger(__name__)
 
 BackendFor = Callable[[ModelSpec], Backend]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -49,8 +53,9 @@ def _falls_back(exc: UpstreamError) -> bool:
 
 
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
+    """Tenacity for the attempts after the first (which already failed and waited)."""
     return AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts - 1),
         wait=wait_exponential_jitter(
             multiplier=policy.backoff_s, max=policy.max_backoff_s, jitter=policy.backoff_s
         ),
@@ -61,6 +66,31 @@ def _retrying(policy: RetryPolicy) -> AsyncRetrying:
 
 def _candidates(decision: RouteDecision) -> tuple[ModelSpec, ...]:
     return (decision.target, *decision.fallbacks)
+
+
+async def _with_retries(
+    call: Callable[[], Awaitable[T]], policy: RetryPolicy, model: str, attempts: Attempts
+) -> T:
+    """Run ``call``; on a retryable failure, back off and retry per ``policy`` (tenacity).
+
+    The first attempt runs outside tenacity: on the success path, which is nearly every
+    request, its per-attempt bookkeeping would be pure overhead.
+    """
+    try:
+        return await call()
+    except UpstreamError as exc:
+        attempts.failures.append((model, exc.code or "error"))
+        if policy.attempts <= 1 or not _retryable(policy)(exc):
+            raise
+    await asyncio.sleep(min(policy.max_backoff_s, policy.backoff_s * (1 + random.random())))
+    async for attempt in _retrying(policy):
+        with attempt:
+            try:
+                return await call()
+            except UpstreamError as exc:
+                attempts.failures.append((model, exc.code or "error"))
+                raise
+    raise AssertionError("unreachable: tenacity reraises the last error")
 
 
 async def complete_with_fallbacks(
@@ -74,21 +104,20 @@ async def complete_with_fallbacks(
     last: UpstreamError | None = None
     for target in _candidates(decision):
         backend = backend_for(target)
+
+        async def call(backend: Backend = backend, target: ModelSpec = target) -> Completion:
+            return await backend.complete(req, target, policy)
+
         try:
-            async for attempt in _retrying(policy.retry_for(target)):
-                with attempt:
-                    try:
-                        result = await backend.complete(req, target, policy)
-                    except UpstreamError as exc:
-                        attempts.failures.append((target.name, exc.code or "error"))
-                        raise
-            attempts.model = target
-            return result
+            result = await _with_retries(call, policy.retry_for(target), target.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
             log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            continue
+        attempts.model = target
+        return result
     assert last is not None
     raise last
 
@@ -108,26 +137,27 @@ async def open_stream_with_fallbacks(
     last: UpstreamError | None = None
     for target in _candidates(decision):
         backend = backend_for(target)
+
+        async def call(
+            backend: Backend = backend, target: ModelSpec = target
+        ) -> tuple[Chunk, AsyncIterator[Chunk]]:
+            it = backend.stream(req, target, policy).__aiter__()
+            try:
+                return await it.__anext__(), it
+            except StopAsyncIteration:
+                raise RETRY_CLASSES["interrupted"](
+                    f"Upstream '{target.name}' sent an empty stream.", model=target.name
+                ) from None
+
         try:
-            async for attempt in _retrying(policy.retry_for(target)):
-                with attempt:
-                    it = backend.stream(req, target, policy).__aiter__()
-                    try:
-                        first = await it.__anext__()
-                    except StopAsyncIteration:
-                        attempts.failures.append((target.name, "empty_stream"))
-                        raise RETRY_CLASSES["interrupted"](
-                            f"Upstream '{target.name}' sent an empty stream.", model=target.name
-                        ) from None
-                    except UpstreamError as exc:
-                        attempts.failures.append((target.name, exc.code or "error"))
-                        raise
-            attempts.model = target
-            return first, it
+            first, it = await _with_retries(call, policy.retry_for(target), target.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
             log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            continue
+        attempts.model = target
+        return first, it
     assert last is not None
     raise last

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 import structlog
 
 from router.backends.base import Backend
@@ -17,7 +17,7 @@ class BackendRegistry:
     """Holds one backend per kind. ``prepare`` builds the kinds a policy needs, off the hot
     path (litellm takes seconds to import)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
         self._backends: dict[str, Backend] = {"openai_compat": OpenAICompatBackend(http)}
 
     def register(self, kind: str, backend: Backend) -> None:

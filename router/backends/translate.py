@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from router.errors import (
@@ -43,18 +43,22 @@ def from_status(status: int, body: bytes, model: str) -> UpstreamError:
 
 
 def from_exception(exc: BaseException, model: str, *, streaming: bool = False) -> UpstreamError:
-    """Translate a transport exception (httpx, asyncio timeout, OS error)."""
+    """Translate a transport exception (aiohttp, asyncio timeout, OS error)."""
     if isinstance(exc, UpstreamError):
         return exc
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | httpx.ReadTimeout):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamConnectionError(
+            f"Upstream '{model}' did not accept a connection.", model=model
+        )
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return UpstreamTimeout(f"Upstream '{model}' timed out.", model=model)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionError):
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
         return UpstreamConnectionError(f"Upstream '{model}' is unreachable: {exc}", model=model)
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"Upstream '{model}' timed out.", model=model)
-    if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError) and streaming:
+    if streaming and isinstance(
+        exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | ConnectionError
+    ):
         return StreamInterrupted(f"Upstream '{model}' cut the stream: {exc}", model=model)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamConnectionError(f"Upstream '{model}' connection failed: {exc}", model=model)
     return UpstreamServerError(f"Upstream '{model}' failed: {type(exc).__name__}", model=model)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import orjson
 import pytest
@@ -47,7 +48,7 @@ class Harness:
 async def _harness(path: Path, master_key: str | None = None) -> AsyncIterator[Harness]:
     settings = Settings(policy_path=path, master_key=master_key, access_log=True)
     store = PolicyStore.open(path)
-    http = httpx.AsyncClient()
+    http = aiohttp.ClientSession()
     registry = BackendRegistry(http)
     backend = ScriptedBackend(reply="hi there friend", usage=Usage(1000, 500))
     registry.register("openai_compat", backend)
@@ -60,7 +61,7 @@ async def _harness(path: Path, master_key: str | None = None) -> AsyncIterator[H
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         yield Harness(services, client, backend, classifier)
-    await http.aclose()
+    await http.close()
 
 
 @pytest.fixture
