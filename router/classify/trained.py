@@ -1,0 +1,122 @@
+"""The trained classifier: MiniLM embedding + cheap features → linear head → score.
+
+One encoder pass per request (micro-batched in a worker thread) yields both the score and the
+embedding, which :class:`~router.classify.base.Classification` hands to the semantic cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from router.api.protocol import ChatRequest
+from router.classify.base import Classification
+from router.classify.batcher import MicroBatcher
+from router.classify.encoder import Encoder
+from router.classify.features import feature_matrix
+from router.classify.head import LinearHead, read_metadata
+from router.classify.inputs import PromptText, prompt_from_messages
+from router.classify.settings import ClassifierSettings
+
+DEFAULT_MAX_TOKENS = 64
+
+
+def shipped_model_dir() -> Path:
+    """The head trained on ``../shared/data/router`` that ships with the package."""
+    return Path(__file__).resolve().parent / "model"
+
+
+def prompt_from_request(req: ChatRequest, context_chars: int = 400) -> PromptText:
+    """The encoder's view of a chat request (last user turn plus a short context)."""
+    return prompt_from_messages([(m.role, m.text()) for m in req.messages], context_chars)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One prompt's score and embedding."""
+
+    score: float
+    embedding: npt.NDArray[np.float32]
+
+
+class Scorer:
+    """Blocking scoring of prompt batches: encoder → features → head."""
+
+    def __init__(self, encoder: Encoder, head: LinearHead, source: str) -> None:
+        """Pair an encoder with a head trained on its embeddings."""
+        self.encoder = encoder
+        self.head = head
+        self.source = source
+
+    def score_prompts(self, prompts: Sequence[PromptText]) -> list[Scored]:
+        """Score ``prompts`` in one encoder call (blocking; run it off the event loop)."""
+        if not prompts:
+            return []
+        enc = self.encoder.encode(prompts)
+        feats = feature_matrix(list(prompts), enc.user_tokens)
+        scores = self.head.predict(enc.embeddings, feats)
+        return [Scored(float(s), e) for s, e in zip(scores, enc.embeddings, strict=True)]
+
+    @classmethod
+    def load(cls, settings: ClassifierSettings) -> Scorer:
+        """Load the head named by ``settings`` and the encoder it was trained with."""
+        mdir = Path(settings.model_dir) if settings.model_dir else shipped_model_dir()
+        head = LinearHead.load(mdir)
+        meta = read_metadata(mdir)
+        trained_budget = meta.get("encoder_max_tokens")
+        budget = settings.max_tokens or (
+            int(trained_budget) if isinstance(trained_budget, int) else DEFAULT_MAX_TOKENS
+        )
+        encoder = Encoder.load(
+            device=settings.device,
+            runtime=settings.runtime,
+            max_tokens=budget,
+            context_tokens=settings.context_tokens,
+            max_batch=settings.max_batch,
+            threads=settings.threads,
+        )
+        source = str(meta.get("source") or "minilm-ridge")
+        return cls(encoder, head, source)
+
+
+class TrainedClassifier:
+    """The :class:`~router.classify.base.Classifier` over a :class:`Scorer`, micro-batched."""
+
+    def __init__(self, scorer: Scorer, max_batch: int = 32, max_wait_s: float = 0.001) -> None:
+        """Start the batcher's worker thread."""
+        self.scorer = scorer
+        self.source = scorer.source
+        self._batcher: MicroBatcher[PromptText, Scored] = MicroBatcher(
+            scorer.score_prompts, max_batch=max_batch, max_wait_s=max_wait_s, name="classifier"
+        )
+
+    @classmethod
+    def load(cls, settings: ClassifierSettings) -> TrainedClassifier:
+        """Load model and encoder (blocking, about a second) and start the worker."""
+        scorer = Scorer.load(settings)
+        return cls(scorer, settings.max_batch, settings.max_wait_ms / 1000.0)
+
+    @property
+    def batcher(self) -> MicroBatcher[PromptText, Scored]:
+        """The micro-batcher (for its statistics)."""
+        return self._batcher
+
+    async def classify(self, req: ChatRequest) -> Classification:
+        """Score ``req``; the encoder runs in the batcher's thread, never on the event loop."""
+        t0 = time.perf_counter()
+        out = await self._batcher.submit(prompt_from_request(req))
+        return Classification(
+            score=out.score,
+            source=self.source,
+            latency_s=time.perf_counter() - t0,
+            embedding=out.embedding,
+        )
+
+    async def aclose(self) -> None:
+        """Stop the worker thread."""
+        await self._batcher.aclose()
