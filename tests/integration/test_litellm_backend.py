@@ -20,7 +20,7 @@ def policy_for(url: str, upstream: str = "openai/mock-hosted") -> tuple[Policy, 
         backend="litellm",
         upstream_model=upstream,
         endpoint=url,
-        api_key="sk-test",  # type: ignore[arg-type]
+        api_key="sk-test",
         price=Price(input_usd_per_mtok=1, output_usd_per_mtok=2),
     )
     return Policy(models=(model,), defaults=Defaults(retry=RetryPolicy(attempts=1))), model
