@@ -13,7 +13,10 @@ the features that embeddings blur; any difference is a miss, whatever the simila
   ``f(x)``, ``camelCase``, ``a[i]``);
 * **negation** (``not``, ``n't``, ``never``, ``without``, ``except``, ...);
 * **polarity words** with an opposite (``largest``/``smallest``, ``before``/``after``,
-  ``encrypt``/``decrypt``, ...).
+  ``encrypt``/``decrypt``, ...);
+* **one swapped content word** in an otherwise identical prompt ("grow tomatoes indoors" /
+  "outdoors", "a soft yolk" / "a hard yolk"): the shape of a template near miss, while real
+  paraphrases change more than one word.
 
 Everything is pure and linear in the prompt length (a few tens of microseconds per prompt).
 """
@@ -120,7 +123,9 @@ _OPENERS = frozenset(
     with would write yes you your can't don't compute determine estimate solve check identify
     implement fix debug build design plan draw sort reverse count read install run use print
     return call assume imagine consider pretend act answer analyze analyse evaluate review
-    summarise classify extract format parse improve optimize optimise refactor simplify""".split()  # noqa: SIM905
+    summarise classify extract format parse improve optimize optimise refactor simplify compose
+    tips ideas steps ways examples advice recommendations best top good simple quick brief
+    short detailed step another some one other please kindly hello dear ok okay great""".split()  # noqa: SIM905
 )
 
 
@@ -202,6 +207,27 @@ def features(text: str) -> Features:
     )
 
 
+_FUNCTION_WORDS = frozenset(
+    """a an the of in on at to for from with by about into onto as is are was were be been am
+    do does did i me my we our you your it its this that these those what which who whom how
+    why when where can could would should will shall may might must please tell give show
+    explain describe and or but so if then than there here way best some any""".split()  # noqa: SIM905
+)
+
+
+def _single_substitution(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with exactly one content word swapped for another (the shape of a
+    template near miss: "grow tomatoes indoors" / "grow tomatoes outdoors")."""
+    ta, tb = _TOKEN.findall(a.lower()), _TOKEN.findall(b.lower())
+    if len(ta) != len(tb) or len(ta) < 3:
+        return False
+    diff = [(x, y) for x, y in zip(ta, tb, strict=True) if x != y]
+    if len(diff) != 1:
+        return False
+    x, y = diff[0]
+    return x not in _FUNCTION_WORDS and y not in _FUNCTION_WORDS
+
+
 def false_hit_reason(cached: str, new: str) -> str | None:
     """Why ``cached`` and ``new`` must not share an answer, or None when no guard objects."""
     if cached == new:
@@ -224,4 +250,6 @@ def false_hit_reason(cached: str, new: str) -> str | None:
             y in a.polarity and x in b.polarity and x not in a.polarity
         ):
             return "polarity differs"
+    if _single_substitution(cached, new):
+        return "one content word differs"
     return None

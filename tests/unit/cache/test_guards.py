@@ -16,6 +16,8 @@ from router.cache.guards import false_hit_reason
         ("Explain how Python manages memory", "how does python manage memory?"),
         ("What does `x.sort()` do?", "Explain what `x.sort()` does"),
         ("Why can't penguins fly?", "Why are penguins not able to fly?"),
+        ("Write a haiku about autumn.", "Compose a haiku about autumn."),
+        ("What foods are high in iron?", "Which foods are rich in iron?"),
     ],
 )
 def test_paraphrases_pass(a: str, b: str) -> None:
@@ -36,11 +38,18 @@ def test_paraphrases_pass(a: str, b: str) -> None:
         ("Which birds can fly?", "Which birds cannot fly?", "negation"),
         ("List fruits with vitamin C", "List fruits without vitamin C", "negation"),
         ("Find the largest element", "Find the smallest element", "polarity"),
+        ("How do I grow tomatoes indoors?", "How do I grow tomatoes outdoors?", "one content"),
     ],
 )
 def test_near_misses_blocked(a: str, b: str, reason: str) -> None:
     got = false_hit_reason(a, b)
     assert got is not None and reason[:5] in got.replace("named ", "")
+
+
+def test_single_substitution_needs_identical_rest() -> None:
+    assert (
+        false_hit_reason("How do I center a div in CSS?", "How do I center a div with CSS?") is None
+    )
 
 
 def test_identical_text_always_passes() -> None:
