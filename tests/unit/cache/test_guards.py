@@ -16,7 +16,7 @@ from router.cache.guards import false_hit_reason
         ("Explain how Python manages memory", "how does python manage memory?"),
         ("What does `x.sort()` do?", "Explain what `x.sort()` does"),
         ("Why can't penguins fly?", "Why are penguins not able to fly?"),
-        ("Write a haiku about autumn.", "Compose a haiku about autumn."),
+        ("How do I write a good cover letter?", "Tips for writing a strong cover letter?"),
         ("What foods are high in iron?", "Which foods are rich in iron?"),
     ],
 )
