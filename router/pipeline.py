@@ -17,7 +17,12 @@ import structlog
 from router.api import sse
 from router.api.protocol import ChatRequest
 from router.backends.base import Chunk, Completion, Usage
-from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
+from router.backends.calls import (
+    Attempts,
+    BackendFor,
+    complete_with_fallbacks,
+    open_stream_with_fallbacks,
+)
 from router.budget.admission import admit_request
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
@@ -25,10 +30,14 @@ from router.classify.base import Classification
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
+from router.guard.stage import guard_request
 from router.ledger.account import account, bill_after_disconnect
 from router.ledger.drain import UpstreamReader
+from router.observability.hub import on_record
+from router.observability.stages import StageTimes
 from router.policy.load import LoadedPolicy
-from router.route.decision import RouteDecision, decide, plan_request
+from router.route.decision import Plan, RouteDecision, decide, plan_request
+from router.route.share import share_thresholds
 
 if TYPE_CHECKING:
     from router.services import Services
@@ -54,6 +63,8 @@ class ChatOutcome:
     headers: dict[str, str] = field(default_factory=dict)
     hold: Reservation | None = None
     """The budget reservation of stage 8, settled by ``record`` (stage 10)."""
+    times: StageTimes = field(default_factory=StageTimes)
+    """When each stage ran (for latency metrics, gateway overhead and trace spans)."""
 
     @property
     def model_name(self) -> str:
@@ -100,31 +111,62 @@ async def _classify(services: Services, req: ChatRequest) -> Classification:
         return await HeuristicClassifier().classify(req)
 
 
+async def _share_thresholds(
+    services: Services, plan: Plan, score: float
+) -> tuple[float, ...] | None:
+    """Tier thresholds that send the route's target share of recent traffic to its top tier."""
+    assert plan.route is not None and plan.route.target_strong_share is not None
+    window = services.score_window(plan.route.alias)
+    await window.observe(score)
+    top = await window.threshold(plan.route.target_strong_share)
+    if top is None:  # warming up: the policy's own thresholds
+        return None
+    return share_thresholds(tuple(t.min_score for t in plan.eligible), top)
+
+
 async def run_chat(
     services: Services, loaded: LoadedPolicy, req: ChatRequest, ctx: RequestContext
 ) -> ChatOutcome:
     """Route ``req`` and call its target; raise :class:`RouterError` when nothing answers."""
     policy = loaded.policy
     plan = plan_request(policy, req, ctx)
+    guard = guard_request(policy, req, plan, ctx)  # stage 2: may block, pin local or redact
+    if guard is not None:
+        plan = guard.plan
 
+    planned = time.perf_counter()
     classification = await _classify(services, req) if plan.needs_score else None
-    decision = decide(policy, loaded.hash, plan, classification.score if classification else None)
+    thresholds = None
+    if classification is not None and plan.route and plan.route.target_strong_share:
+        thresholds = await _share_thresholds(services, plan, classification.score)
+    decision = decide(
+        policy, loaded.hash, plan, classification.score if classification else None, thresholds
+    )
+    if guard is not None:  # a request pinned local keeps only local fallbacks
+        decision = guard.constrain(decision)
 
     attempts = Attempts()
     outcome = ChatOutcome(ctx, loaded.hash, decision, classification, attempts)
+    outcome.times.planned, outcome.times.routed = planned, time.perf_counter()
     try:  # stage 8: key permissions, rate limits, budget reservation (may downgrade)
         await admit_request(services, loaded, req, plan, outcome)
     except RouterError as exc:
         record(services, req, outcome, exc)
         raise
+    outcome.times.admitted = time.perf_counter()
     decision = outcome.decision
-    backend_for = services.backends.for_model
+    backend_for: BackendFor = services.backends.for_model
+    if guard is not None:  # per target: redact for hosted models, rewrite their answers
+        outcome.headers.update(guard.headers)
+        backend_for = guard.backend_for(backend_for, outcome.headers)
     if not req.stream:
         try:
             completion = await complete_with_fallbacks(req, decision, policy, backend_for, attempts)
         except RouterError as exc:
+            outcome.times.upstream_s = time.perf_counter() - outcome.times.admitted
             record(services, req, outcome, exc)
             raise
+        outcome.times.upstream_s = time.perf_counter() - outcome.times.admitted
         outcome.completion = completion
         outcome.usage = completion.usage
         answered = attempts.model or decision.target
@@ -135,8 +177,10 @@ async def run_chat(
     try:
         first, rest = await open_stream_with_fallbacks(req, decision, policy, backend_for, attempts)
     except RouterError as exc:
+        outcome.times.upstream_s = time.perf_counter() - outcome.times.admitted
         record(services, req, outcome, exc)
         raise
+    outcome.times.upstream_s = time.perf_counter() - outcome.times.admitted
     outcome.stream = _relay(services, req, outcome, first, UpstreamReader(rest))
     return outcome
 
@@ -160,12 +204,16 @@ async def _relay(
                 outcome.cost_usd = model_cost_usd(answered, chunk.usage)
                 if include_usage and not chunk.data.get("choices"):
                     yield sse.usage_event_with_cost(chunk, outcome.cost_usd)
+                    waited = time.perf_counter()
                     chunk = await anext(rest, None)
+                    outcome.times.upstream_s += time.perf_counter() - waited
                     continue
             ev = sse.chunk_event(chunk, include_usage)
             if ev is not None:
                 yield ev
+            waited = time.perf_counter()
             chunk = await anext(rest, None)
+            outcome.times.upstream_s += time.perf_counter() - waited
     except UpstreamError as exc:
         failure = exc
         yield sse.error_event(exc)
@@ -192,6 +240,7 @@ def record(
         outcome.status = error.status
         outcome.error_code = error.code
     account(services, req, outcome)  # stages 10 and 11: settle the reservation, ledger row
+    on_record(services, req, outcome, error)  # metrics, drift, traces, feedback index
     if not services.settings.access_log:
         return
     d = outcome.decision

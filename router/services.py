@@ -13,11 +13,16 @@ from router.auth import Authenticator
 from router.backends.registry import BackendRegistry
 from router.budget.reserve import Budgets
 from router.classify.base import Classifier
-from router.classify.heuristic import HeuristicClassifier
+from router.classify.factory import build_classifier
+from router.classify.settings import ClassifierSettings
 from router.keys.store import RedisKeyStore
 from router.ledger.writer import Ledger
+from router.observability.hub import Observability
+from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.redis_client import RedisHandle, connect_redis
+from router.route.share import LocalScoreWindow, ScoreWindow
+from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -57,6 +62,10 @@ class Services:
     keys: RedisKeyStore | None = None
     budgets: Budgets = field(default_factory=lambda: Budgets(None))
     ledger: Ledger | None = None
+    observability: Observability = field(default_factory=Observability)
+    _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _classifier_settings: ClassifierSettings | None = None
 
     @classmethod
     async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
@@ -65,6 +74,7 @@ class Services:
         http = build_http_session(settings.upstream_max_connections)
         backends = BackendRegistry(http)
         await asyncio.to_thread(backends.prepare, store.current.policy)
+        classifier = await asyncio.to_thread(build_classifier, store.current.policy.classifier)
         redis = await _connect_redis(settings)
         keys = RedisKeyStore(redis.client) if redis is not None else None
         budgets = Budgets(redis.client if redis is not None else None)
@@ -73,13 +83,15 @@ class Services:
             policies=store,
             http=http,
             backends=backends,
-            classifier=HeuristicClassifier(),
+            classifier=classifier,
             auth=Authenticator(settings.master_key, keys),
             redis=redis,
             keys=keys,
             budgets=budgets,
             ledger=Ledger(redis.client if redis is not None else None, budgets),
+            observability=Observability.start(redis.client if redis else None, budgets),
         )
+        services._classifier_settings = store.current.policy.classifier
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
         services.ready = True
@@ -87,13 +99,45 @@ class Services:
         return services
 
     def _on_policy_reload(self) -> None:
-        self.backends.prepare(self.policies.current.policy)
+        policy = self.policies.current.policy
+        self.backends.prepare(policy)
+        if policy.classifier != self._classifier_settings:
+            task = asyncio.get_running_loop().create_task(self._swap_classifier(policy))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _swap_classifier(self, policy: Policy) -> None:
+        """Load the classifier a reloaded policy asks for, off the event loop, then swap."""
+        settings = policy.classifier
+        new = await asyncio.to_thread(build_classifier, settings)
+        old, self.classifier = self.classifier, new
+        self._classifier_settings = settings
+        log.info("classifier_swapped", source=getattr(new, "source", type(new).__name__))
+        await old.aclose()
+
+    def score_window(self, route_alias: str) -> ScoreWindow:
+        """The rolling score window of a route with ``target_strong_share`` (shared by
+        replicas through Redis when it is there)."""
+        window = self._score_windows.get(route_alias)
+        if window is None:
+            if self.redis is not None:
+                window = RedisScoreWindow(self.redis.client, route_alias)
+            else:
+                window = LocalScoreWindow()
+            self._score_windows[route_alias] = window
+        return window
 
     async def aclose(self) -> None:
         """Stop background work and close clients."""
         self.ready = False
+        for window in self._score_windows.values():
+            if isinstance(window, RedisScoreWindow):
+                await window.aclose()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self.ledger is not None:
             await self.ledger.aclose()
+        await self.observability.aclose()
         await self.policies.stop()
         await self.classifier.aclose()
         await self.backends.aclose()

@@ -7,7 +7,18 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("serve", "policy", "keys", "ledger")
+SUBCOMMAND_MODULES = (
+    "serve",
+    "policy",
+    "keys",
+    "ledger",
+    "report",
+    "train",
+    "eval",
+    "calibrate",
+    "score",
+    "cache",
+)
 """Modules of ``router.cli`` that each expose ``register(subparsers)``."""
 
 

@@ -195,3 +195,23 @@ async def test_keys_required(tmp_path: Path) -> None:
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         r = await h.post({"model": "auto", "messages": MSG}, authorization="Bearer sk-master")
         assert r.status_code == 200
+
+
+async def test_target_strong_share_sets_the_threshold_from_recent_scores(tmp_path: Path) -> None:
+    policy = POLICY.replace(
+        "  - alias: locked\n", "    target_strong_share: 0.3\n  - alias: locked\n"
+    ).replace(
+        "      - {name: mid, model: big, min_score: 0.5}\n"
+        "      - {name: hosted, model: backup, min_score: 0.8}\n",
+        "      - {name: hosted, model: big, min_score: 0.5}\n",
+    )
+    async for h in _harness(write_policy(tmp_path, policy)):
+        # scores spread evenly over [0, 0.4): the policy's 0.5 would send nothing to hosted
+        scores = [((i * 37) % 200) / 500 for i in range(300)]
+        hosted = 0
+        for i, score in enumerate(scores):
+            h.classifier.score = score
+            r = await h.post({"model": "auto", "messages": MSG})
+            if i >= 150 and r.headers["x-router-model"] == "big":
+                hosted += 1
+        assert 0.22 <= hosted / 150 <= 0.38

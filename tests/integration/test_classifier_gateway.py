@@ -1,0 +1,61 @@
+"""The trained classifier inside the gateway: same scores as `router score`, no heuristic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from router.testing.gateway_process import GatewayProcess
+from router.testing.mock_process import MockUpstreamProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = ["hello", "Implement a thread-safe LRU cache in Python with O(1) get and put."]
+
+
+def test_gateway_scores_match_router_score(tmp_path: Path) -> None:
+    policy = tmp_path / "trained.yaml"
+    policy.write_text(
+        (ROOT / "policies" / "examples" / "mock.yaml")
+        .read_text()
+        .replace("classifier: {kind: heuristic}", "classifier: {kind: trained}")
+        .replace("prices_file: ../prices.yaml", f"prices_file: {ROOT / 'policies/prices.yaml'}")
+    )
+    rows = tmp_path / "in.jsonl"
+    rows.write_text(
+        "".join(json.dumps({"id": str(i), "prompt": p}) + "\n" for i, p in enumerate(PROMPTS))
+    )
+    out = tmp_path / "out.jsonl"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router.cli.main",
+            "score",
+            "--input",
+            str(rows),
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    expected = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    with (
+        MockUpstreamProcess() as mock,
+        GatewayProcess(policy, env={"MOCK_UPSTREAM_URL": mock.url}) as gw,
+    ):
+        ready = httpx.get(gw.base_url + "/readyz").json()
+        assert ready["checks"]["classifier"] == "TrainedClassifier"
+        for prompt, score in zip(PROMPTS, expected, strict=True):
+            r = httpx.post(
+                gw.url + "/chat/completions",
+                json={"model": "auto", "messages": [{"role": "user", "content": prompt}]},
+            )
+            assert r.status_code == 200
+            assert float(r.headers["x-router-score"]) == pytest.approx(score, abs=1e-3)
