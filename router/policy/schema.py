@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from router.backends.local_settings import LocalModelSettings
 from router.budget.settings import BudgetSettings
 from router.classify.settings import ClassifierSettings
 
@@ -75,7 +76,7 @@ class ModelSpec(Strict):
     timeouts: Timeouts | None = None
     fallbacks: tuple[str, ...] = ()
     headers: dict[str, str] = Field(default_factory=dict)
-    local: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    local: LocalModelSettings | None = None
 
     @property
     def wire_model(self) -> str:
