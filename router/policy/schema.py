@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 from router.backends.local_settings import LocalModelSettings
 from router.budget.settings import BudgetSettings
 from router.classify.settings import ClassifierSettings
+from router.guard.settings import GuardSettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
 BackendKind = Literal["openai_compat", "litellm", "local"]
@@ -162,6 +163,7 @@ class Policy(Strict):
     defaults: Defaults = Defaults()
     classifier: ClassifierSettings = ClassifierSettings()
     budgets: BudgetSettings = BudgetSettings()
+    guard: GuardSettings = GuardSettings()
     models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
     routes: tuple[Route, ...] = ()
 

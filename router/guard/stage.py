@@ -1,0 +1,332 @@
+"""Stage 2 of the request path: scan the request, then block it, pin it local, or redact it.
+
+:func:`guard_request` runs right after the plan (the route and its capable tiers are known) and
+before the classifier. It returns None when the policy's guard is off (the pipeline then pays
+nothing), otherwise a :class:`RequestGuard` that the pipeline uses three times:
+
+* ``guard.plan``: the plan, narrowed to the route's local tiers when the request is pinned;
+* ``guard.constrain(decision)``: the decision with hosted fallbacks removed (400 if the target
+  itself is hosted);
+* ``guard.backend_for(...)``: backends that redact for hosted targets and rewrite their answers.
+
+Cache: a guarded request must use ``guard.cache_namespace()`` as its cache namespace and skip
+the semantic lookup when ``guard.semantic_cache_ok`` is False (PII was found: two prompts that
+differ only in a name or an account number are "similar", and one must never get the other's
+answer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+
+from router.api.protocol import ChatRequest
+from router.context import RequestContext
+from router.errors import InvalidRequest
+from router.guard.backend import BackendFor, guarded
+from router.guard.injection import InjectionClassifier, InjectionReport, assess
+from router.guard.output import masked_kinds
+from router.guard.pii import KIND_NAMES, Finding, PiiKind, find_pii
+from router.guard.redact import Redacted, message_texts, redact_request
+from router.guard.rewrite import AnswerRules
+from router.guard.settings import (
+    INJECTION_ORDER,
+    OUTPUT_ORDER,
+    PII_ORDER,
+    GuardScope,
+    GuardSettings,
+    InjectionAction,
+    OutputMask,
+    PiiAction,
+    stricter,
+)
+from router.policy.schema import ModelSpec, Policy
+from router.route.decision import Plan, RouteDecision
+
+log = structlog.get_logger("router.guard")
+
+PRIVACY_HEADER = "x-router-privacy"
+PII_HEADER = "x-router-pii"
+INJECTION_HEADER = "x-router-injection"
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The guard settings in force for one request (default, route and team combined)."""
+
+    pii: dict[PiiKind, PiiAction]
+    injection: InjectionAction
+    output: OutputMask
+    always_local: bool
+
+
+def effective(settings: GuardSettings, route: str | None, team: str | None) -> Effective:
+    """Combine the policy default with the route's and the team's scopes: strictest wins."""
+    scopes: list[GuardScope | GuardSettings] = [settings]
+    if route is not None and route in settings.routes:
+        scopes.append(settings.routes[route])
+    if team is not None and team in settings.teams:
+        scopes.append(settings.teams[team])
+    pii = {
+        kind: stricter(PII_ORDER, *(a for s in scopes for a in (s.pii, s.pii_kinds.get(kind))))
+        for kind in settings.detect
+    }
+    return Effective(
+        pii=pii,
+        injection=stricter(INJECTION_ORDER, *(s.injection for s in scopes)),
+        output=stricter(OUTPUT_ORDER, *(s.output for s in scopes)),
+        always_local=any(bool(s.always_local) for s in scopes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Findings in one text of the request, e.g. ``messages[2].content``."""
+
+    where: str
+    findings: tuple[Finding, ...]
+
+
+def scan(req: ChatRequest, kinds: Iterable[PiiKind], roles: Iterable[str]) -> list[Located]:
+    """Every PII finding of ``kinds`` in the messages of ``roles`` and the ``user`` field."""
+    kinds, roles = tuple(kinds), frozenset(roles)
+    if not kinds:
+        return []
+    raw = req.raw_body()
+    out: list[Located] = []
+    for i, msg in enumerate(raw.get("messages") or ()):
+        if not isinstance(msg, dict) or msg.get("role") not in roles:
+            continue
+        for where, text in message_texts(msg):
+            found = find_pii(text, kinds)
+            if found:
+                out.append(Located(f"messages[{i}].{where}", tuple(found)))
+    user = raw.get("user")
+    if isinstance(user, str):
+        found = find_pii(user, kinds)
+        if found:
+            out.append(Located("user", tuple(found)))
+    return out
+
+
+def is_local(model: ModelSpec, settings: GuardSettings) -> bool:
+    """Whether ``model`` runs on the premises: the in-process backend, a local tier label, or
+    listed in ``guard.local_models``."""
+    return (
+        model.backend == "local"
+        or (model.tier is not None and model.tier in settings.local_tier_labels)
+        or model.name in settings.local_models
+    )
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+@dataclass(slots=True)
+class RequestGuard:
+    """What the guard decided for one request, and the means to enforce it."""
+
+    settings: GuardSettings
+    policy: Policy
+    plan: Plan
+    eff: Effective
+    action: PiiAction
+    """The PII action in force (the strictest over the kinds found)."""
+    found: tuple[PiiKind, ...]
+    pinned_local: bool
+    injection: InjectionReport | None
+    headers: dict[str, str] = field(default_factory=dict)
+    _request: ChatRequest | None = None
+    _redacted: Redacted | None = None
+
+    @property
+    def semantic_cache_ok(self) -> bool:
+        """False when PII was found: only an exact (same values) cache hit is safe."""
+        return not self.found
+
+    def cache_namespace(self, base: str = "v1") -> str:
+        """A cache namespace that separates answers made under different guard treatments."""
+        mark = f"{self.action}|{self.eff.output}|{self.pinned_local}|{','.join(self.found)}"
+        return f"{base}:g-{hashlib.blake2b(mark.encode(), digest_size=6).hexdigest()}"
+
+    def constrain(self, decision: RouteDecision) -> RouteDecision:
+        """``decision`` with hosted fallbacks dropped when pinned; 400 if its target is hosted."""
+        if not self.pinned_local:
+            return decision
+        if not is_local(decision.target, self.settings):
+            raise InvalidRequest(
+                f"This request must stay on local models ({self._pin_reason()}), but the only "
+                f"model that can serve it now is '{decision.target.name}', which is hosted"
+                + (f" ({decision.fallback_reason})." if decision.fallback_reason else "."),
+                param="model",
+                code="privacy_pinned_local",
+            )
+        local = tuple(m for m in decision.fallbacks if is_local(m, self.settings))
+        if len(local) == len(decision.fallbacks):
+            return decision
+        return dataclasses.replace(decision, fallbacks=local)
+
+    def backend_for(self, inner: BackendFor, headers: dict[str, str]) -> BackendFor:
+        """Backends that apply this guard per target (see :mod:`router.guard.backend`)."""
+        return guarded(inner, self, headers)
+
+    def prepare(
+        self, req: ChatRequest, target: ModelSpec, headers: dict[str, str]
+    ) -> tuple[ChatRequest, AnswerRules | None]:
+        """The request ``target`` may see, and how to rewrite its answer (None: as is)."""
+        if is_local(target, self.settings):
+            return req, None
+        if self.pinned_local:  # defence in depth: constrain() already removed hosted targets
+            raise InvalidRequest(
+                f"Refusing to send a request pinned to local models to hosted '{target.name}'.",
+                param="model",
+                code="privacy_pinned_local",
+            )
+        sent, table = req, None
+        if self.action == "redact":
+            if self._redacted is None or self._request is not req:
+                kinds = [k for k, a in self.eff.pii.items() if a != "off"]
+                self._redacted = redact_request(req, kinds, self.settings.scan_roles)
+                self._request = req
+            sent = self._redacted.request
+            table = self._redacted.placeholders if self.settings.restore else None
+            headers[PRIVACY_HEADER] = "redacted"
+        rules = AnswerRules(
+            masked_kinds(self.eff.output, self.settings.detect),
+            table,
+            self.settings.restore_tool_arguments,
+        )
+        return sent, rules if rules.active else None
+
+    def _pin_reason(self) -> str:
+        if self.found and self.action == "pin-local":
+            return "it contains " + _join([KIND_NAMES[k] for k in self.found])
+        if self.injection is not None and self.injection.flagged:
+            return "it looks like a prompt injection"
+        return "the privacy policy keeps this route or team on local models"
+
+
+def _pin_plan(guard: RequestGuard) -> Plan:
+    """The plan narrowed to local models; 400 when none can serve the request."""
+    plan, settings, policy = guard.plan, guard.settings, guard.policy
+    why = guard._pin_reason()
+    if plan.pinned is not None and is_local(plan.pinned, settings):
+        return dataclasses.replace(plan, reason=f"{plan.reason}; kept local: {why}")
+    if plan.route is None:
+        name = plan.pinned.name if plan.pinned is not None else "?"
+        raise InvalidRequest(
+            f"The model '{name}' is hosted, and this request must stay on local models "
+            f"({why}). Ask for a route or a local model instead.",
+            param="model",
+            code="privacy_pinned_local",
+        )
+    tiers = []
+    for tier in plan.eligible:
+        model = policy.model(tier.model)
+        if model is not None and is_local(model, settings):
+            tiers.append((tier, model))
+    if not tiers:
+        raise InvalidRequest(
+            f"This request must stay on local models ({why}), but no local model behind "
+            f"route '{plan.route.alias}' can serve it.",
+            param="model",
+            code="privacy_pinned_local",
+        )
+    reason = f"pinned local: {why}"
+    if len(tiers) == 1:
+        tier, model = tiers[0]
+        return dataclasses.replace(plan, pinned=model, pinned_tier=tier.name, reason=reason)
+    return dataclasses.replace(
+        plan, eligible=tuple(t for t, _ in tiers), pinned=None, pinned_tier=None, reason=reason
+    )
+
+
+def _block(located: list[Located], action_of: dict[PiiKind, PiiAction], scope: str) -> None:
+    blocked = [(loc, f) for loc in located for f in loc.findings if action_of[f.kind] == "block"]
+    kinds: list[str] = []
+    places: list[str] = []
+    for loc, f in blocked:
+        if KIND_NAMES[f.kind] not in kinds:
+            kinds.append(KIND_NAMES[f.kind])
+        if loc.where not in places:
+            places.append(loc.where)
+    raise InvalidRequest(
+        f"The request contains {_join(kinds)} (in {_join(places)}); the privacy policy "
+        f"{scope}blocks it. Remove the value and retry.",
+        param=places[0],
+        code="pii_blocked",
+    )
+
+
+def guard_request(
+    policy: Policy,
+    req: ChatRequest,
+    plan: Plan,
+    ctx: RequestContext,
+    classifier: InjectionClassifier | None = None,
+) -> RequestGuard | None:
+    """Apply the policy's guard to a planned request (see the module docstring).
+
+    Raises :class:`InvalidRequest` (400) when the request is blocked, or pinned local and no
+    local model can serve it. Never echoes a detected value.
+    """
+    settings = policy.guard
+    if not settings.enabled:
+        return None
+    route = plan.route.alias if plan.route is not None else req.model
+    eff = effective(settings, route, ctx.team)
+    scan_kinds = [k for k, a in eff.pii.items() if a != "off"]
+    located = scan(req, scan_kinds, settings.scan_roles)
+    found = tuple(dict.fromkeys(f.kind for loc in located for f in loc.findings))
+    action = stricter(PII_ORDER, *(eff.pii[k] for k in found))
+    scope = f"for route '{route}' " if route in settings.routes else ""
+    if ctx.team is not None and ctx.team in settings.teams:
+        scope += f"for team '{ctx.team}' "
+    if action == "block":
+        _block(located, eff.pii, scope)
+
+    report = None
+    if eff.injection != "off":
+        texts = (
+            t
+            for m in req.raw_body().get("messages") or ()
+            if isinstance(m, dict) and m.get("role") in settings.injection_roles
+            for _, t in message_texts(m)
+        )
+        report = assess(texts, settings.injection_threshold, classifier)
+        if report.flagged and eff.injection == "block":
+            raise InvalidRequest(
+                "The request looks like a prompt-injection attempt "
+                f"({', '.join(report.signals)}); the policy {scope}blocks it.",
+                param="messages",
+                code="prompt_injection",
+            )
+
+    injected = report is not None and report.flagged
+    pinned = (
+        action == "pin-local" or eff.always_local or (injected and eff.injection == "pin-local")
+    )
+    guard = RequestGuard(settings, policy, plan, eff, action, found, pinned, report)
+    if found:
+        guard.headers[PII_HEADER] = ",".join(found)
+    if injected and report is not None:
+        guard.headers[INJECTION_HEADER] = f"flagged; score={report.score:.2f}"
+    if pinned:
+        guard.plan = _pin_plan(guard)
+        guard.headers[PRIVACY_HEADER] = "pinned-local"
+    if found or injected:
+        log.info(
+            "guard",
+            request_id=ctx.request_id,
+            pii=list(found),
+            action=action,
+            pinned_local=pinned,
+            injection_score=None if report is None else round(report.score, 3),
+            injection_signals=None if report is None else list(report.signals),
+        )
+    return guard
