@@ -8,7 +8,6 @@ fallbacks in one Redis round trip, and, when a budget is exhausted and the polic
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,7 +79,9 @@ def downgraded(loaded: LoadedPolicy, plan: Plan, decision: RouteDecision) -> Rou
     local_plan = dataclasses.replace(
         plan, pinned=model, pinned_tier=tier.name, reason=f"budget exhausted: tier '{tier.name}'"
     )
-    return decide(loaded.policy, loaded.hash, local_plan, decision.score)
+    local = decide(loaded.policy, loaded.hash, local_plan, decision.score)
+    # No fallback from the local tier: a budget-exhausted request must not reach a dearer model.
+    return dataclasses.replace(local, fallbacks=())
 
 
 async def _reserve_for(
@@ -109,7 +110,6 @@ async def admit(
     plan: Plan,
     outcome: Outcome,
     *,
-    http: httpx.AsyncClient | None = None,
     spawn: Spawn | None = None,
 ) -> None:
     """Check the key's model list, rate limits and budgets; set ``outcome.hold``.
@@ -143,7 +143,8 @@ async def admit(
         return
     outcome.headers.update(hold.headers)
     for scope in hold.alerts:
-        alert_soft_limit(settings, scope, outcome.ctx.request_id, http, spawn)
+        budgets.soft_alerts += 1
+        alert_soft_limit(settings, scope, outcome.ctx.request_id, spawn)
 
 
 async def admit_request(
@@ -153,14 +154,13 @@ async def admit_request(
     key = services.keys.cached(outcome.ctx.key_id) if services.keys is not None else None
     ledger = services.ledger
     spawn = ledger.spawn if ledger is not None else None
-    await admit(services.budgets, key, loaded, req, plan, outcome, http=services.http, spawn=spawn)
+    await admit(services.budgets, key, loaded, req, plan, outcome, spawn=spawn)
 
 
 def alert_soft_limit(
     settings: BudgetSettings,
     scope: BudgetScope,
     request_id: str,
-    http: httpx.AsyncClient | None,
     spawn: Spawn | None,
 ) -> None:
     """Announce that ``scope`` crossed the soft limit: a log line and, if set, a webhook."""
@@ -174,7 +174,7 @@ def alert_soft_limit(
         request_id=request_id,
     )
     url = settings.webhook_url
-    if url and http is not None and spawn is not None:
+    if url and spawn is not None:
         body = {
             "event": "budget.soft_limit",
             "scope": scope.label,
@@ -182,11 +182,13 @@ def alert_soft_limit(
             "window": scope.window,
             "percent": pct,
         }
-        spawn(_post(http, url, body))
+        spawn(_post(url, body))
 
 
-async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+async def _post(url: str, body: dict[str, Any]) -> None:
+    """POST one alert (a short-lived client: alerts come at most once per scope and window)."""
     try:
-        await asyncio.wait_for(http.post(url, json=body), 2.0)
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            await client.post(url, json=body)
     except Exception as exc:  # an alert must never fail anything
         log.warning("budget_webhook_failed", url=url, error=repr(exc))

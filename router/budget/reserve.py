@@ -12,6 +12,7 @@ Spend never overshoots a limit as long as the actual cost is at most the reserva
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from router.redis_client import RedisClient
 
 log = structlog.get_logger("router.budget")
+MAX_CONCURRENT_CALLS = 48
+"""Script calls in flight per process: bounds Redis connections under a burst (the client's
+pool is unbounded and a burst of hundreds of new connections overflows the listen backlog)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,9 @@ class Budgets:
         self._sha: dict[str, str] = {}
         self._allowance = _Allowance()
         self.errors = 0
+        self.soft_alerts = 0
+        self.gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+        """Shared with the ledger writer: every budget and ledger call passes through it."""
 
     async def _load(self, name: str, source: str) -> str:
         assert self.redis is not None
@@ -86,12 +93,13 @@ class Budgets:
     async def _eval(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA, loading the script when Redis does not know it (first call, restart)."""
         assert self.redis is not None
-        sha = self._sha.get(name) or await self._load(name, source)
-        try:
-            return await self.redis.evalsha(sha, len(keys), *keys, *args)
-        except NoScriptError:
-            sha = await self._load(name, source)
-            return await self.redis.evalsha(sha, len(keys), *keys, *args)
+        async with self.gate:
+            sha = self._sha.get(name) or await self._load(name, source)
+            try:
+                return await self.redis.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                sha = await self._load(name, source)
+                return await self.redis.evalsha(sha, len(keys), *keys, *args)
 
     async def reserve(
         self,
@@ -137,7 +145,7 @@ class Budgets:
             spent, held = bk.from_nano(int(values[0])), bk.from_nano(int(values[1]))
             raise BudgetExceeded(
                 f"Budget of {s.label} exhausted: ${spent:.6f} spent and ${held:.6f} reserved of "
-                f"${s.limit_usd:.2f} per {s.window}; this request may cost up to "
+                f"${s.limit_usd:g} per {s.window}; this request may cost up to "
                 f"${amount_usd:.6f}.",
                 code="budget_exceeded",
             )

@@ -15,17 +15,23 @@ once in the process that revoked it).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from router.auth import Principal
+from router.errors import ServiceUnavailable
 from router.keys.model import VirtualKey, new_key_id, new_secret, secret_digest
 from router.redis_client import RedisClient
 
 PREFIX = "vk:{keys}"
 CACHE_MAX_ENTRIES = 10_000
+MAX_CONCURRENT_LOOKUPS = 16
+"""Lookups in flight per process; redis-py's pool refuses (not queues) past 100 connections."""
 
 
 def digest_key(digest: str) -> str:
@@ -50,6 +56,13 @@ class _Cached:
     """``time.monotonic()`` after which the entry is stale, in seconds."""
 
 
+def _unavailable(exc: BaseException) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"The key store is unreachable ({type(exc).__name__}); try again shortly.",
+        code="key_store_unavailable",
+    )
+
+
 class KeyNotFound(LookupError):
     """No key has that id."""
 
@@ -63,6 +76,8 @@ class RedisKeyStore:
         self.cache_ttl_s = cache_ttl_s
         self._by_digest: dict[str, _Cached] = {}
         self._by_id: dict[str, VirtualKey] = {}
+        self._inflight: dict[str, asyncio.Future[VirtualKey | None]] = {}
+        self._gate = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
 
     # ---- the hot path ------------------------------------------------------------------------
 
@@ -80,8 +95,22 @@ class RedisKeyStore:
         hit = self._by_digest.get(digest)
         if hit is not None and hit.until > now:
             return hit.key
-        raw: dict[str, str] = await self.redis.hgetall(digest_key(digest))
+        pending = self._inflight.get(digest)
+        if pending is not None:  # single flight: a burst of one new key costs one round trip
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[VirtualKey | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = fut
+        try:
+            async with self._gate:
+                raw: dict[str, str] = await self.redis.hgetall(digest_key(digest))
+        except (RedisError, OSError, TimeoutError) as exc:
+            fut.set_exception(_unavailable(exc))
+            fut.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            raise _unavailable(exc) from exc
+        finally:
+            self._inflight.pop(digest, None)
         key = VirtualKey.from_redis(raw) if raw else None
+        fut.set_result(key)
         if len(self._by_digest) >= CACHE_MAX_ENTRIES:
             self._by_digest.clear()
             self._by_id.clear()

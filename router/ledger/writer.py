@@ -107,7 +107,8 @@ class Ledger:
                 pipe.hincrby(rollup, lk.rollup_field(model, metric), n)
         pipe.sadd(lk.days_key(), day)
         pipe.sadd(lk.teams_key(day), team)
-        results = await pipe.execute(raise_on_error=False)
+        async with self.budgets.gate:
+            results = await pipe.execute(raise_on_error=False)
         if settle is not None and isinstance(results[0], NoScriptError):
             source, skeys, sargs = settle
             await self.budgets._eval("settle", source, skeys, sargs)

@@ -1,0 +1,111 @@
+"""Budget actions through the gateway: reject (429, no retry), downgrade, rate-limit headers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aredis
+
+from router.app import create_app
+from router.budget.reserve import Budgets
+from router.keys.store import RedisKeyStore
+from router.ledger.record import LedgerRecord
+from router.ledger.writer import Ledger
+from router.settings import Settings
+from router.testing.mock_process import running_mock
+from tests.integration.budget_support import cost_usd, write_policy
+
+pytestmark = pytest.mark.integration
+MSG = [{"role": "user", "content": "hello there"}]
+HOSTED = {"model": "auto", "messages": MSG, "max_tokens": 100}
+
+
+@asynccontextmanager
+async def gateway(
+    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, **policy: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_mock() as mock_url:
+        monkeypatch.setenv("MOCK_UPSTREAM_URL", mock_url)
+        path = write_policy(tmp_path, hosted_upstream="mock-tokens-30", **policy)
+        settings = Settings(policy_path=path, redis_url=redis_url, access_log=False)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                yield client
+
+
+async def _records(redis_client: aredis.Redis, n: int) -> list[LedgerRecord]:
+    ledger = Ledger(redis_client, Budgets(redis_client))
+    for _ in range(100):
+        got = [r async for r in ledger.read()]
+        if len(got) >= n:
+            return got
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {n} ledger records")
+
+
+def _auth(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}", "x-router-route": "hosted"}
+
+
+async def test_reject_is_a_429_that_says_do_not_retry(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, key = await RedisKeyStore(redis_client).create("t", budget_usd=0.002)
+    async with gateway(tmp_path, redis_server, monkeypatch) as c:
+        codes = []
+        for _ in range(4):
+            r = await c.post("/v1/chat/completions", json=HOSTED, headers=_auth(secret))
+            codes.append(r.status_code)
+        assert codes[0] == 200 and codes[-1] == 429
+        err = r.json()["error"]
+        assert err["type"] == "insufficient_quota" and err["code"] == "budget_exceeded"
+        assert f"key {key.id}" in err["message"]
+        assert r.headers["x-should-retry"] == "false"
+    recs = await _records(redis_client, 4)
+    assert sorted(x.status for x in recs) == sorted(codes)  # rejections too
+    assert sum(x.cost_usd for x in recs) <= 0.002
+
+
+async def test_downgrade_sends_the_request_to_the_local_tier(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, _ = await RedisKeyStore(redis_client).create("t", budget_usd=0.0005)
+    budgets = "  action: downgrade\n"
+    async with gateway(tmp_path, redis_server, monkeypatch, budgets=budgets) as c:
+        r = await c.post("/v1/chat/completions", json=HOSTED, headers=_auth(secret))
+        assert r.status_code == 200, r.text
+        assert r.headers["x-router-model"] == "mock-local"
+        assert r.headers["x-router-budget"] == "downgraded"
+        usage = r.json()["usage"]
+    (rec,) = await _records(redis_client, 1)
+    assert rec.model == "mock-local"
+    expected = cost_usd("mock-local", usage["prompt_tokens"], usage["completion_tokens"])
+    assert abs(rec.cost_usd - expected) < 1e-9
+
+
+async def test_rate_limit_headers_and_retry_after(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, _ = await RedisKeyStore(redis_client).create("t", rpm=2)
+    team = "  teams:\n    t: {tpm: 100000}\n"
+    async with gateway(tmp_path, redis_server, monkeypatch, budgets=team) as c:
+        post: Callable[[], object] = lambda: c.post(  # noqa: E731
+            "/v1/chat/completions", json=HOSTED, headers=_auth(secret)
+        )
+        first = await post()  # type: ignore[misc]
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert first.headers["x-ratelimit-limit-tokens"] == "100000"
+        await post()  # type: ignore[misc]
+        third = await post()  # type: ignore[misc]
+        assert third.status_code == 429
+        assert third.json()["error"]["code"] == "rate_limit_requests"
+        assert 1 <= int(third.headers["retry-after"]) <= 60
+        assert "x-should-retry" not in third.headers
