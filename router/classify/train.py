@@ -37,6 +37,8 @@ from router.classify.head import (
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+STRUCTURE_FEATURES = ("code", "math", "steps")
+"""Features that get the ``structure_weight`` prior."""
 Progress = Callable[[int, int], None]
 """Called with ``(done, total)`` prompts while encoding."""
 
@@ -47,6 +49,10 @@ class TrainConfig:
 
     alpha: float = 1000.0
     length_weight: float = 0.5
+    structure_weight: float = 0.1
+    """Extra weight of each structure feature (code, math, numbered steps), in
+    the same units as ``length_weight``: a prior that holds for coding and math prompts the
+    knowledge-and-chat training data hardly has."""
     min_file_share: float = 0.12
     """Rows of a small file are up-weighted so that each file carries at least this share."""
     folds: int = 5
@@ -130,6 +136,8 @@ def fit_head(
     length_col = embeddings.shape[1] + FEATURE_NAMES.index("log_tokens")
     coef = coef.copy()
     coef[length_col] += config.length_weight * spread
+    for name in STRUCTURE_FEATURES:
+        coef[embeddings.shape[1] + FEATURE_NAMES.index(name)] += config.structure_weight * spread
     raw = xs @ coef + bias
     a, b = fit_platt(raw, (gain > 0).astype(np.float64))
     return LinearHead(

@@ -73,6 +73,7 @@ class Scorer:
             int(trained_budget) if isinstance(trained_budget, int) else DEFAULT_MAX_TOKENS
         )
         encoder = Encoder.load(
+            model_dir=Path(settings.encoder_dir) if settings.encoder_dir else None,
             device=settings.device,
             runtime=settings.runtime,
             max_tokens=budget,

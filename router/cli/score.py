@@ -25,6 +25,7 @@ from router.classify.trained import Scorer, prompt_from_request
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """The options that choose the trained model and its encoder (shared by the commands)."""
     p.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    p.add_argument("--encoder-dir", type=Path, help="a BERT encoder directory (default MiniLM)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"))
     p.add_argument("--batch-size", type=int, default=64, help="prompts per encoder call")
@@ -34,6 +35,7 @@ def load_scorer(args: argparse.Namespace) -> Scorer:
     """A :class:`Scorer` from the ``add_model_args`` options."""
     settings = ClassifierSettings(
         model_dir=str(args.model) if args.model else None,
+        encoder_dir=str(args.encoder_dir) if args.encoder_dir else None,
         device=args.device,
         runtime=args.runtime,
         max_batch=args.batch_size,

@@ -28,10 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--weak-model", default=DEFAULT_WEAK, help="the local/cheap model")
     p.add_argument("--strong-model", default=DEFAULT_STRONG, help="the hosted/strong model")
     p.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="encoder budget")
+    p.add_argument("--encoder-dir", type=Path, help="a BERT encoder directory (default MiniLM)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"))
     p.add_argument("--alpha", type=float, default=TrainConfig().alpha, help="ridge penalty")
     p.add_argument("--length-weight", type=float, default=TrainConfig().length_weight)
+    p.add_argument("--structure-weight", type=float, default=TrainConfig().structure_weight)
     p.add_argument("--folds", type=int, default=TrainConfig().folds)
     p.add_argument("--embeddings-cache", type=Path, help=".npz of embeddings to reuse/write")
     p.set_defaults(func=train_cmd)
@@ -44,11 +46,21 @@ def train_cmd(args: argparse.Namespace) -> int:
         print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     try:
-        encoder = Encoder.load(device=args.device, runtime=args.runtime, max_tokens=args.max_tokens)
+        encoder = Encoder.load(
+            model_dir=args.encoder_dir,
+            device=args.device,
+            runtime=args.runtime,
+            max_tokens=args.max_tokens,
+        )
     except EncoderUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    cfg = TrainConfig(alpha=args.alpha, length_weight=args.length_weight, folds=args.folds)
+    cfg = TrainConfig(
+        alpha=args.alpha,
+        length_weight=args.length_weight,
+        structure_weight=args.structure_weight,
+        folds=args.folds,
+    )
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), transient=False) as bar:
         task = bar.add_task("encoding prompts", total=None)

@@ -1,0 +1,78 @@
+"""APGR/CPT on constructed cases, and the numpy head: ridge, Platt, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.classify.head import LinearHead, fit_platt, fit_ridge, standardiser
+from router.classify.metrics import apgr, cpt, pgr_curve, router_metrics
+
+
+def _outcomes(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    weak = (rng.random(n) < 0.5).astype(float)
+    strong = np.maximum(weak, (rng.random(n) < 0.6).astype(float))
+    return weak, strong
+
+
+def test_oracle_router_beats_random_and_reverse() -> None:
+    weak, strong = _outcomes()
+    gain = strong - weak
+    best = router_metrics(gain, weak, strong)
+    worst = router_metrics(-gain, weak, strong)
+    flat = router_metrics(np.zeros_like(gain), weak, strong)
+    assert best.apgr > 0.8 and best.cpt50 < 0.3
+    assert worst.apgr < 0.2
+    assert flat.apgr == pytest.approx(0.5)
+    assert flat.cpt50 == pytest.approx(0.5) and flat.cpt80 == pytest.approx(0.8)
+
+
+def test_curve_ends_at_the_two_models() -> None:
+    weak, strong = _outcomes(200)
+    c = pgr_curve(np.arange(200), weak, strong)
+    assert c.quality[0] == pytest.approx(weak.mean())
+    assert c.quality[-1] == pytest.approx(strong.mean())
+    assert c.pgr[0] == pytest.approx(0.0) and c.pgr[-1] == pytest.approx(1.0)
+    assert 0.0 <= apgr(c) <= 1.0
+    assert cpt(c, 2.0) == 1.0
+
+
+def test_metrics_reject_mismatched_lengths() -> None:
+    with pytest.raises(ValueError):
+        pgr_curve([1.0, 2.0], [0.0], [1.0])
+
+
+def test_fit_ridge_recovers_weights() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 3))
+    y = x @ np.array([2.0, -1.0, 0.5]) + 3.0
+    coef, bias = fit_ridge(x, y, alpha=1e-6)
+    np.testing.assert_allclose(coef, [2.0, -1.0, 0.5], atol=1e-3)
+    assert bias == pytest.approx(3.0, abs=1e-3)
+
+
+def test_fit_platt_is_monotone_and_calibrated() -> None:
+    rng = np.random.default_rng(2)
+    raw = rng.normal(size=4000)
+    label = (rng.random(4000) < 1 / (1 + np.exp(-(2 * raw - 1)))).astype(float)
+    a, b = fit_platt(raw, label)
+    assert a == pytest.approx(2.0, abs=0.3) and b == pytest.approx(-1.0, abs=0.3)
+
+
+def test_head_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(20, 4)).astype(np.float32)
+    feats = rng.normal(size=(20, 2)).astype(np.float32)
+    mean, scale = standardiser(np.hstack([emb, feats]).astype(np.float64))
+    head = LinearHead(mean, scale, rng.normal(size=6), 0.1, 1.5, -0.2, ("f1", "f2"), 4)
+    head.save(tmp_path)
+    loaded = LinearHead.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict(emb, feats), head.predict(emb, feats))
+    assert loaded.feature_names == ("f1", "f2") and loaded.embedding_dim == 4
+    p = head.predict(emb, feats)
+    assert ((p > 0) & (p < 1)).all()
+    with pytest.raises(ValueError):
+        head.predict(emb[:, :3], feats)

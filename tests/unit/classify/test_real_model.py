@@ -1,0 +1,49 @@
+"""The real all-MiniLM-L6-v2 and the shipped head (slow: loads the packaged weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from router.api.protocol import ChatRequest
+from router.classify.encoder import Encoder
+from router.classify.factory import build_classifier
+from router.classify.inputs import PromptText
+from router.classify.settings import ClassifierSettings
+from router.classify.trained import TrainedClassifier
+
+pytestmark = pytest.mark.slow
+
+
+def test_onnx_int8_agrees_with_torch_fp32() -> None:
+    prompts = [PromptText(t) for t in ("hi", "Explain the CAP theorem with examples.", "2+2?")]
+    torch_enc = Encoder.load(device="cpu", runtime="torch", max_tokens=64)
+    onnx_enc = Encoder.load(device="cpu", runtime="onnx", max_tokens=64)
+    a = torch_enc.encode(prompts).embeddings
+    b = onnx_enc.encode(prompts).embeddings
+    assert a.shape == (3, 384)
+    assert float((a * b).sum(axis=1).min()) > 0.99
+
+
+async def test_shipped_model_scores_hard_above_trivial() -> None:
+    clf = build_classifier(ClassifierSettings(device="cpu"))
+    assert isinstance(clf, TrainedClassifier)
+
+    def req(text: str) -> ChatRequest:
+        return ChatRequest.model_validate(
+            {"model": "auto", "messages": [{"role": "user", "content": text}]}
+        )
+
+    try:
+        easy = await clf.classify(req("hi"))
+        hard = await clf.classify(
+            req(
+                "Implement a lock-free multi-producer multi-consumer queue in C++ with proper "
+                "memory ordering, explain the ABA problem and how your design avoids it, and "
+                "include unit tests."
+            )
+        )
+    finally:
+        await clf.aclose()
+    assert hard.score > easy.score + 0.2
+    assert easy.embedding is not None and np.linalg.norm(easy.embedding) == pytest.approx(1.0)
