@@ -193,6 +193,31 @@ async def run(args: argparse.Namespace) -> None:
         print(row("lookup_semantic, miss", await timed(q, sem_miss)))
         print(row("lookup_exact + replay_body, hit", await timed(q, exact_hit)))
         print(row("store (exact + VADD + eviction script)", await timed(min(q, 1000), store)))
+        if args.sweep:
+            print("\n| VSIM variant | p50 ms | p99 ms | recall@1 |")
+            print("|---|---|---|---|")
+            for ef in (None, 10, 25, 50, 100, 200):
+                for nothread in (False, True):
+                    extra: list[object] = []
+                    if ef is not None:
+                        extra += ["EF", ef]
+                    if nothread:
+                        extra.append("NOTHREAD")
+                    right = [0]
+
+                    async def variant(
+                        i: int, extra: list[object] = extra, right: list[int] = right
+                    ) -> object:
+                        blob = near[i].astype(np.float32).tobytes()
+                        cmd = client.execute_command
+                        reply = await cmd("VSIM", vs, "FP32", blob, "COUNT", 1, *extra)  # type: ignore[no-untyped-call]
+                        right[0] += bool(reply) and reply[0] == f"e{idx[i]}"
+                        return reply
+
+                    ms = await timed(q, variant)
+                    p50, p99 = np.percentile(ms, [50, 99])
+                    name = f"EF {ef or 'default'}{' NOTHREAD' if nothread else ''}"
+                    print(f"| {name} | {p50:.3f} | {p99:.3f} | {right[0] / (q + 50):.1%} |")
         print(f"\nnear queries served as hits: {found[0] / (q + 50):.1%} (HNSW recall at top-1)")
         print(f"errors: {cache.stats.errors}, guard rejects: {cache.stats.guard_rejects}")
         mem = await client.info("memory")
@@ -209,6 +234,7 @@ def main() -> None:
     p.add_argument("--entries", type=int, default=100_000)
     p.add_argument("--queries", type=int, default=2000)
     p.add_argument("--workers", type=int, default=8, help="concurrent connections for the fill")
+    p.add_argument("--sweep", action="store_true", help="also time VSIM across EF and NOTHREAD")
     p.add_argument("--redis-url", default=None, help="use this Redis instead of an embedded one")
     asyncio.run(run(p.parse_args()))
 

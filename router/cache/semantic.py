@@ -91,12 +91,14 @@ class SemanticCache:
         self._store = redis.register_script(_STORE)
 
     async def nearest(
-        self, tenant: str, scope: str, embedding: npt.ArrayLike
+        self, tenant: str, scope: str, embedding: npt.ArrayLike, ef: int | None = None
     ) -> tuple[str, float, CacheEntry | None] | None:
         """The most similar element of ``scope``: ``(element, cosine, entry)``; None if empty.
 
-        ``entry`` is None when the element's attributes are missing or unreadable.
+        ``entry`` is None when the element's attributes are missing or unreadable. ``ef`` is
+        the search's exploration factor (None: the server's default).
         """
+        extra: list[str | int] = [] if ef is None else ["EF", ef]
         reply = await self._redis.execute_command(
             "VSIM",
             keys.vector_set_key(tenant, scope),
@@ -106,6 +108,7 @@ class SemanticCache:
             "WITHATTRIBS",
             "COUNT",
             1,
+            *extra,
         )
         first = parse_vsim(reply)
         if first is None:

@@ -164,7 +164,10 @@ class ResponseCache:
         try:
             async with asyncio.timeout(settings.timeout_ms / 1000):
                 found = await self.semantic.nearest(
-                    creq.tenant, creq.canonical.scope, np.asarray(embedding, np.float32)
+                    creq.tenant,
+                    creq.canonical.scope,
+                    np.asarray(embedding, np.float32),
+                    settings.search_ef,
                 )
         except Exception as exc:
             self._failed("lookup_semantic", exc)

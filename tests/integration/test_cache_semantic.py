@@ -66,6 +66,14 @@ async def test_similar_prompt_hits_above_threshold(redis_client: aredis.Redis) -
     assert await cache.lookup_semantic(creq, near(v, 0.85)) is None
 
 
+async def test_search_ef_setting(redis_client: aredis.Redis) -> None:
+    cache = ResponseCache(redis_client)
+    tuned = CacheSettings(search_ef=20)
+    v = unit(5)
+    await cache.store(cache.prepare(req(Q), "a", tuned), completion(), v)
+    assert await cache.lookup_semantic(cache.prepare(req(PARAPHRASE), "a", tuned), v) is not None
+
+
 async def test_guard_blocks_near_miss_even_at_high_similarity(redis_client: aredis.Redis) -> None:
     cache = ResponseCache(redis_client)
     v = unit(2)
