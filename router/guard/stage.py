@@ -9,10 +9,9 @@ nothing), otherwise a :class:`RequestGuard` that the pipeline uses three times:
   itself is hosted);
 * ``guard.backend_for(...)``: backends that redact for hosted targets and rewrite their answers.
 
-Cache: a guarded request must use ``guard.cache_namespace()`` as its cache namespace and skip
-the semantic lookup when ``guard.semantic_cache_ok`` is False (PII was found: two prompts that
-differ only in a name or an account number are "similar", and one must never get the other's
-answer).
+Cache: a guarded request must be cached with ``guard.cache_settings(policy.cache)``: its own
+namespace, and no semantic lookup once PII was found (two prompts that differ only in a name or
+an account number are "similar", and one must never get the other's answer).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from router.api.protocol import ChatRequest
+from router.cache.settings import CacheSettings
 from router.context import RequestContext
 from router.errors import InvalidRequest
 from router.guard.backend import BackendFor, guarded
@@ -150,9 +150,21 @@ class RequestGuard:
         return not self.found
 
     def cache_namespace(self, base: str = "v1") -> str:
-        """A cache namespace that separates answers made under different guard treatments."""
-        mark = f"{self.action}|{self.eff.output}|{self.pinned_local}|{','.join(self.found)}"
-        return f"{base}:g-{hashlib.blake2b(mark.encode(), digest_size=6).hexdigest()}"
+        """A cache namespace (derived from ``base``) that separates answers made under
+        different guard treatments: redacted, pinned local, masked, or untouched."""
+        mark = f"{base}|{self.action}|{self.eff.output}|{self.pinned_local}|{','.join(self.found)}"
+        return "g-" + hashlib.blake2b(mark.encode(), digest_size=8).hexdigest()
+
+    def cache_settings(self, settings: CacheSettings) -> CacheSettings:
+        """The policy's cache settings for this request: the guard's namespace, and no semantic
+        lookup or store once PII was found. The cache must canonicalise the request as the client
+        sent it (never the redacted copy), so that only identical values share an entry."""
+        return settings.model_copy(
+            update={
+                "namespace": self.cache_namespace(settings.namespace),
+                "semantic": settings.semantic and self.semantic_cache_ok,
+            }
+        )
 
     def constrain(self, decision: RouteDecision) -> RouteDecision:
         """``decision`` with hosted fallbacks dropped when pinned; 400 if its target is hosted."""
@@ -282,7 +294,7 @@ def guard_request(
     eff = effective(settings, route, ctx.team)
     scan_kinds = [k for k, a in eff.pii.items() if a != "off"]
     located = scan(req, scan_kinds, settings.scan_roles)
-    found = tuple(dict.fromkeys(f.kind for loc in located for f in loc.findings))
+    found = tuple(sorted({f.kind for loc in located for f in loc.findings}))
     action = stricter(PII_ORDER, *(eff.pii[k] for k in found))
     scope = f"for route '{route}' " if route in settings.routes else ""
     if ctx.team is not None and ctx.team in settings.teams:

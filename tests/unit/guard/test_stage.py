@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from router.api.protocol import ChatRequest
 from router.cache.canonical import canonicalize
+from router.cache.settings import CacheSettings
 from router.context import RequestContext
 from router.errors import InvalidRequest
 from router.guard.settings import GuardScope, GuardSettings
@@ -175,6 +176,24 @@ def test_cache_scoping_separates_guard_treatments() -> None:
     red_b = canonicalize(b, "t", gb.cache_namespace())
     pin_a = canonicalize(a, "t", gp.cache_namespace())
     assert len({plain.digest, red_a.digest, red_b.digest, pin_a.digest}) == 4
+    base = CacheSettings()
+    tuned = ga.cache_settings(base)
+    assert tuned.namespace == ga.cache_namespace(base.namespace) and not tuned.semantic
+    CacheSettings.model_validate(tuned.model_dump())  # still a valid namespace
     clean = _req("no personal data here")
     gc = guard_request(redact, clean, plan_request(redact, clean, ctx), ctx)
-    assert gc is not None and gc.semantic_cache_ok
+    assert gc is not None and gc.semantic_cache_ok and gc.cache_settings(base).semantic
+
+
+def test_docs_examples_are_valid_policy_sections() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "privacy.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        settings = GuardSettings.model_validate(yaml.safe_load(block)["guard"])
+        assert settings.enabled
