@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from router.api.admin import ROUTES as ADMIN_ROUTES
 from router.api.chat import chat_completions
+from router.api.dashboard import ROUTES as REPORT_ROUTES
 from router.api.health import healthz, readyz
 from router.api.models import list_models
 from router.api.responses import JSONBytesResponse
@@ -66,6 +67,7 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *ADMIN_ROUTES,
+        *REPORT_ROUTES,
     ]
     return Starlette(
         routes=routes,
