@@ -127,6 +127,8 @@ class _Served:
     executor: ThreadPoolExecutor
     slots: asyncio.Semaphore
     stats: LocalStats = field(default_factory=LocalStats)
+    cancels: set[threading.Event] = field(default_factory=set)
+    """The cancel flags of the generations running now."""
 
     @classmethod
     def create(cls, name: str, settings: LocalModelSettings, engine: Engine) -> _Served:
@@ -169,8 +171,13 @@ class _Served:
         self.stats.running -= 1
         self.slots.release()
 
+    def cancel_running(self) -> None:
+        """Ask every running generation to stop at its next token."""
+        for flag in self.cancels:
+            flag.set()
+
     def shutdown(self) -> None:
-        """Wait for running generations, then free the model (blocking)."""
+        """Wait for the running generations, then free the model (blocking)."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
 
@@ -205,7 +212,9 @@ class LocalBackend:
                 if current is None or current.settings != spec.local:
                     await self._load(spec)
             for name in [n for n in self._served if n not in self._expected]:
-                await self._unload(name)
+                await self._unload(name, cancel_running=False)
+            for name in [n for n in self._errors if n not in self._expected]:
+                del self._errors[name]
 
     async def load(self, spec: ModelSpec) -> None:
         """Load one model now (replacing a loaded one of the same name)."""
@@ -224,10 +233,10 @@ class LocalBackend:
             old.executor.shutdown(wait=False)
 
     async def aclose(self) -> None:
-        """Stop every model's workers (after their current token) and free the models."""
+        """Cancel running generations (at their next token) and free every model."""
         async with self._lock:
             for name in list(self._served):
-                await self._unload(name)
+                await self._unload(name, cancel_running=True)
             self._expected.clear()
 
     @property
@@ -274,12 +283,14 @@ class LocalBackend:
             source=settings.source,
             load_s=round(time.perf_counter() - started, 2),
         )
-        if old is not None:
+        if old is not None:  # its running generations finish on the old copy
             await asyncio.to_thread(old.shutdown)
 
-    async def _unload(self, name: str) -> None:
+    async def _unload(self, name: str, *, cancel_running: bool) -> None:
         served = self._served.pop(name, None)
         if served is not None:
+            if cancel_running:
+                served.cancel_running()
             await asyncio.to_thread(served.shutdown)
 
     # ---- requests ----------------------------------------------------------------------
@@ -372,7 +383,14 @@ class LocalBackend:
             {"role": _ROLE_FOR_TEMPLATE.get(m.role, m.role), "content": m.text()}
             for m in req.messages
         ]
-        prompt_ids = await asyncio.to_thread(served.engine.encode_chat, messages)
+        try:
+            prompt_ids = await asyncio.to_thread(served.engine.encode_chat, messages)
+        except Exception as exc:  # e.g. a chat template that refuses a role or an order
+            raise UpstreamBadRequest(
+                f"Local model '{target.name}' cannot take these messages: {exc}",
+                model=target.name,
+                param="messages",
+            ) from exc
         room = served.engine.context_window - len(prompt_ids)
         if room <= 0:
             raise UpstreamBadRequest(
@@ -408,6 +426,7 @@ class LocalBackend:
         await served.acquire(first_deadline)
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         cancel = threading.Event()
+        served.cancels.add(cancel)
 
         def put(item: Event | BaseException | None) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
@@ -463,6 +482,7 @@ class LocalBackend:
                 yield item
         finally:
             cancel.set()
+            served.cancels.discard(cancel)
 
 
 def _completion_id() -> str:

@@ -46,6 +46,8 @@ class ScriptedEngine:
 
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """One id per word of ``role: content`` lines, plus one for the assistant header."""
+        if any(m["role"] not in ("system", "user", "assistant", "tool") for m in messages):
+            raise ValueError("the chat template has no such role")  # like a jinja TemplateError
         words = sum(len(f"{m['role']}: {m['content']}".split()) for m in messages)
         return list(range(words + 1))
 

@@ -339,3 +339,37 @@ async def test_aclose_closes_the_engines() -> None:
     assert engine.closed
     with pytest.raises(LocalModelUnavailable):
         await backend.complete(request(), small(pol), pol)
+
+
+async def test_aclose_cancels_running_generations() -> None:
+    pol = policy()
+    gate = threading.Event()
+    engine = ScriptedEngine(gate=gate)
+    backend = backend_with(engine, pol)
+    running = asyncio.create_task(backend.complete(request(), small(pol), pol))
+    await asyncio.to_thread(engine.started.wait, 2)
+    await asyncio.wait_for(backend.aclose(), 2)
+    assert engine.cancelled.is_set() and engine.closed
+    running.cancel()
+    with pytest.raises((asyncio.CancelledError, UpstreamError)):
+        await running
+
+
+async def test_messages_the_template_refuses_are_a_bad_request() -> None:
+    pol = policy()
+    backend = backend_with(ScriptedEngine(), pol)
+    odd = request(messages=[{"role": "function", "content": "x", "name": "f"}])
+    done = await backend.complete(odd, small(pol), pol)  # function becomes tool
+    assert done.body["choices"][0]["finish_reason"] == "stop"
+    dev = request(messages=[{"role": "developer", "content": "Be brief."}])
+    assert (await backend.complete(dev, small(pol), pol)).usage is not None
+    engine = ScriptedEngine()
+    backend = backend_with(engine, pol)
+
+    def refuse(messages: Any) -> list[int]:
+        raise ValueError("Conversation roles must alternate user/assistant")
+
+    engine.encode_chat = refuse  # type: ignore[method-assign]
+    with pytest.raises(UpstreamBadRequest, match="must alternate") as err:
+        await backend.complete(request(), small(pol), pol)
+    assert err.value.param == "messages"

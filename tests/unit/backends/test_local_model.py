@@ -6,10 +6,19 @@ import threading
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch", reason="the local backend's extra (torch, transformers) is missing")
+pytest.importorskip("transformers")
+
 import torch
 
 from router.backends.local_engine import Event, Finished, SamplingParams, TextDelta
-from router.backends.local_model import LocalModel, pick_device, pick_dtype, resolve_source
+from router.backends.local_model import (
+    LocalModel,
+    pick_device,
+    pick_dtype,
+    resolve_source,
+)
 from router.backends.local_settings import LocalModelSettings
 from tests.unit.backends.tiny_llama import build_tiny_llama
 
