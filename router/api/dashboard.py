@@ -309,11 +309,11 @@ async def logout(request: Request) -> Response:
     return resp
 
 
-ROUTES = [
+ROUTES = (
     Route("/admin/reports/summary", summary, methods=["GET"]),
     Route("/dashboard", dashboard, methods=["GET"]),
     Route("/dashboard/fragment", fragment, methods=["GET"]),
     Route("/dashboard/login", login, methods=["POST"]),
     Route("/dashboard/logout", logout, methods=["POST"]),
-]
+)
 """The report routes, added to the app by :func:`router.app.create_app`."""
