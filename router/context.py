@@ -19,5 +19,7 @@ class RequestContext:
     """The ``x-router-route`` header: a tier name (``local``, ``hosted``) or a model name."""
     hint: str | None = None
     """The ``x-router-hint`` header, matched by policy rules."""
+    cache_headers: dict[str, str] = field(default_factory=dict)
+    """The request's ``Cache-Control`` and ``x-router-cache-mode`` headers."""
     started_at: float = field(default_factory=time.perf_counter)
     """``time.perf_counter()`` when the request arrived, in seconds."""

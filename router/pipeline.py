@@ -26,6 +26,16 @@ from router.backends.calls import (
 from router.budget.admission import admit_request
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
+from router.cache.entry import CacheHit
+from router.cache.rules import RESULT_HEADER
+from router.cache.stage import (
+    CacheStage,
+    StreamRecorder,
+    cache_settings,
+    hit_completion,
+    hit_decision,
+    hit_stream,
+)
 from router.classify.base import Classification
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
@@ -65,6 +75,8 @@ class ChatOutcome:
     """The budget reservation of stage 8, settled by ``record`` (stage 10)."""
     times: StageTimes = field(default_factory=StageTimes)
     """When each stage ran (for latency metrics, gateway overhead and trace spans)."""
+    cache_status: str = "miss"
+    """``miss``, ``hit-exact`` or ``hit-semantic`` (the ledger's ``cache`` column)."""
 
     @property
     def model_name(self) -> str:
@@ -135,7 +147,18 @@ async def run_chat(
         plan = guard.plan
 
     planned = time.perf_counter()
-    classification = await _classify(services, req) if plan.needs_score else None
+    caching = cache_settings(policy)
+    if guard is not None:  # own namespace per guard treatment; no semantic cache for PII
+        caching = guard.cache_settings(caching)
+    cache = CacheStage.begin(  # stage 4: exact lookup (a miss on any cache failure)
+        services.cache, req, ctx.tenant, caching, ctx.cache_headers
+    )
+    hit = await cache.exact() if cache is not None else None
+    classification = await _classify(services, req) if plan.needs_score and not hit else None
+    if hit is None and cache is not None and classification is not None:
+        hit = await cache.semantic(classification.embedding)  # stage 6, same embedding
+    if hit is not None:
+        return _replay(services, loaded, req, ctx, plan, classification, hit)
     thresholds = None
     if classification is not None and plan.route and plan.route.target_strong_share:
         thresholds = await _share_thresholds(services, plan, classification.score)
@@ -148,6 +171,8 @@ async def run_chat(
     attempts = Attempts()
     outcome = ChatOutcome(ctx, loaded.hash, decision, classification, attempts)
     outcome.times.planned, outcome.times.routed = planned, time.perf_counter()
+    outcome.headers[RESULT_HEADER] = "miss"
+    embedding = classification.embedding if classification is not None else None
     try:  # stage 8: key permissions, rate limits, budget reservation (may downgrade)
         await admit_request(services, loaded, req, plan, outcome)
     except RouterError as exc:
@@ -172,6 +197,8 @@ async def run_chat(
         answered = attempts.model or decision.target
         outcome.cost_usd = model_cost_usd(answered, completion.usage)
         record(services, req, outcome, None)
+        if cache is not None:  # stage 12, in the background
+            cache.store(completion, embedding)
         return outcome
 
     try:
@@ -181,7 +208,43 @@ async def run_chat(
         record(services, req, outcome, exc)
         raise
     outcome.times.upstream_s = time.perf_counter() - outcome.times.admitted
-    outcome.stream = _relay(services, req, outcome, first, UpstreamReader(rest))
+    recorder = None
+    if cache is not None:
+        recorder = cache.recorder((attempts.model or decision.target).name, embedding)
+    outcome.stream = _relay(services, req, outcome, first, UpstreamReader(rest), recorder)
+    return outcome
+
+
+def _replay(
+    services: Services,
+    loaded: LoadedPolicy,
+    req: ChatRequest,
+    ctx: RequestContext,
+    plan: Plan,
+    classification: Classification | None,
+    hit: CacheHit,
+) -> ChatOutcome:
+    """Answer from the cache: no budget, no upstream, zero cost."""
+    decision = hit_decision(loaded.policy, loaded.hash, plan, hit)
+    outcome = ChatOutcome(ctx, loaded.hash, decision, classification, Attempts())
+    now = time.perf_counter()
+    outcome.times.planned = outcome.times.routed = outcome.times.admitted = now
+    outcome.cache_status = hit.header
+    outcome.headers[RESULT_HEADER] = hit.header
+    outcome.cost_usd = 0.0  # the ledger row carries no usage: a hit is not billed
+    if not req.stream:
+        outcome.completion = hit_completion(hit)
+        record(services, req, outcome, None)
+        return outcome
+
+    async def replay() -> AsyncIterator[bytes]:
+        try:
+            async for event in hit_stream(hit, req.include_usage):
+                yield event
+        finally:
+            record(services, req, outcome, None)
+
+    outcome.stream = replay()
     return outcome
 
 
@@ -191,14 +254,20 @@ async def _relay(
     outcome: ChatOutcome,
     first: Chunk,
     rest: AsyncIterator[Chunk],
+    recorder: StreamRecorder | None = None,
 ) -> AsyncIterator[bytes]:
-    """Forward chunks to the client; end with an error event on failure, always ``[DONE]``."""
+    """Forward chunks to the client; end with an error event on failure, always ``[DONE]``.
+
+    ``recorder`` sees every chunk and stores the completion only when the stream ended well.
+    """
     include_usage = req.include_usage
     answered = outcome.attempts.model or outcome.decision.target
     failure: RouterError | None = None
     chunk: Chunk | None = first
     try:
         while chunk is not None:
+            if recorder is not None:
+                recorder.add(chunk)
             if chunk.usage is not None:
                 outcome.usage = chunk.usage
                 outcome.cost_usd = model_cost_usd(answered, chunk.usage)
@@ -214,6 +283,8 @@ async def _relay(
             waited = time.perf_counter()
             chunk = await anext(rest, None)
             outcome.times.upstream_s += time.perf_counter() - waited
+        if recorder is not None:  # the upstream finished without an error: cache it
+            recorder.finish()
     except UpstreamError as exc:
         failure = exc
         yield sse.error_event(exc)

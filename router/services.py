@@ -12,6 +12,7 @@ import structlog
 from router.auth import Authenticator
 from router.backends.registry import BackendRegistry
 from router.budget.reserve import Budgets
+from router.cache.service import ResponseCache
 from router.classify.base import Classifier
 from router.classify.factory import build_classifier
 from router.classify.settings import ClassifierSettings
@@ -62,6 +63,8 @@ class Services:
     keys: RedisKeyStore | None = None
     budgets: Budgets = field(default_factory=lambda: Budgets(None))
     ledger: Ledger | None = None
+    cache: ResponseCache | None = None
+    """The response cache (exact and semantic); None without Redis."""
     observability: Observability = field(default_factory=Observability)
     _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -90,6 +93,7 @@ class Services:
             budgets=budgets,
             ledger=Ledger(redis.client if redis is not None else None, budgets),
             observability=Observability.start(redis.client if redis else None, budgets),
+            cache=ResponseCache(redis.client) if redis is not None else None,
         )
         services._classifier_settings = store.current.policy.classifier
         store.on_reload = services._on_policy_reload
@@ -137,6 +141,8 @@ class Services:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.ledger is not None:
             await self.ledger.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await self.observability.aclose()
         await self.policies.stop()
         await self.classifier.aclose()

@@ -29,4 +29,9 @@ async def readyz(request: Request) -> Response:
         },
         "classifier": type(services.classifier).__name__,
     }
+    redis = services.redis  # reported, not required: without it the cache misses
+    checks["redis"] = {
+        "ok": await redis.ping() if redis is not None else False,
+        "kind": redis.kind if redis is not None else None,
+    }
     return JSONBytesResponse({"status": "ready", "checks": checks})

@@ -39,6 +39,12 @@ REQUEST_HEADERS = ("cache-control", HINT_HEADER)
 """The request headers the cache reads (copy them into the request context)."""
 
 
+def cache_settings(policy: Policy) -> CacheSettings:
+    """The policy's ``cache:`` section, or the defaults while the schema has none."""
+    found = getattr(policy, "cache", None)
+    return found if isinstance(found, CacheSettings) else CacheSettings()
+
+
 def cache_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The cache-relevant request headers of ``headers`` (for ``RequestContext``)."""
     return {h: headers[h] for h in REQUEST_HEADERS if h in headers}

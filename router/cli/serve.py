@@ -39,21 +39,38 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print("policy is invalid:", *exc.messages, sep="\n  ", file=sys.stderr)
         return 2
+    # Without REDIS_URL, this process owns one embedded Redis 8 that every worker shares.
+    embedded = None
+    if settings.redis_url is None:
+        from router.redis_embedded import EmbeddedRedis, EmbeddedRedisError
+
+        embedded = EmbeddedRedis(settings.data_dir)
+        try:
+            os.environ["REDIS_URL"] = embedded.start()
+        except EmbeddedRedisError as exc:  # the gateway still serves, without cache/budgets
+            print(f"embedded Redis unavailable: {exc}", file=sys.stderr)
+            embedded = None
+        else:
+            print(f"hybrid-router: embedded Redis at {embedded.url}", file=sys.stderr)
     print(
         f"hybrid-router: serving {settings.policy_path} (policy {loaded.hash}) on "
         f"http://{settings.host}:{settings.port} with {args.workers} worker(s)",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "router.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "router.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
     return 0

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +49,7 @@ class GatewayProcess:
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: object = None
+        self._data_dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -68,6 +70,10 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         """Start the process and block until it is ready."""
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        if not env.get("REDIS_URL") and not env.get("ROUTER_DATA_DIR"):
+            # A private embedded Redis: no state shared with other runs or a developer's data.
+            self._data_dir = tempfile.TemporaryDirectory(prefix="gw-data-")
+            env["ROUTER_DATA_DIR"] = self._data_dir.name
         cmd = [
             sys.executable,
             "-m",
@@ -127,6 +133,9 @@ class GatewayProcess:
         if callable(close):
             close()
         self._proc = None
+        if self._data_dir is not None:
+            self._data_dir.cleanup()
+            self._data_dir = None
 
     def __enter__(self) -> GatewayProcess:
         return self.start()

@@ -13,7 +13,6 @@ from router.api.protocol import ChatRequest
 from router.backends.base import Completion, Usage
 from router.cache.service import ResponseCache
 from router.cache.settings import CacheSettings
-from tests.redis_fixtures import *  # noqa: F403  (until tests/conftest.py imports them)
 
 pytestmark = pytest.mark.integration
 SETTINGS = CacheSettings(similarity_threshold=0.9)

@@ -18,7 +18,6 @@ from router.cache.stage import CacheStage, cache_headers, hit_completion, hit_de
 from router.context import RequestContext
 from router.policy.load import load_policy
 from router.route.decision import plan_request
-from tests.redis_fixtures import *  # noqa: F403  (until tests/conftest.py imports them)
 from tests.unit.core.policy_text import write_policy
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,6 @@ import redis.asyncio as aredis
 
 from router.redis_client import connect_redis, redact_url
 from router.redis_embedded import EmbeddedRedis, EmbeddedRedisError, default_data_dir
-from tests.redis_fixtures import *  # noqa: F403  (until tests/conftest.py imports them)
 
 pytestmark = pytest.mark.integration
 
