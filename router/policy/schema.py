@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 
 from router.backends.local_settings import LocalModelSettings
 from router.budget.settings import BudgetSettings
+from router.cache.settings import CacheSettings
 from router.classify.settings import ClassifierSettings
 from router.guard.settings import GuardSettings
 
@@ -164,6 +165,7 @@ class Policy(Strict):
     classifier: ClassifierSettings = ClassifierSettings()
     budgets: BudgetSettings = BudgetSettings()
     guard: GuardSettings = GuardSettings()
+    cache: CacheSettings = CacheSettings()
     models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
     routes: tuple[Route, ...] = ()
 
