@@ -90,11 +90,16 @@ class Budgets:
         self._sha[name] = sha
         return sha
 
-    async def _eval(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA, loading the script when Redis does not know it (first call, restart)."""
+    async def sha(self, name: str, source: str) -> str:
+        """The SHA-1 of script ``name`` as loaded in Redis (loaded on first use)."""
+        return self._sha.get(name) or await self._load(name, source)
+
+    async def eval_script(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        """Run script ``name`` (EVALSHA; loads it when Redis does not know it: first call,
+        restart, ``SCRIPT FLUSH``)."""
         assert self.redis is not None
         async with self.gate:
-            sha = self._sha.get(name) or await self._load(name, source)
+            sha = await self.sha(name, source)
             try:
                 return await self.redis.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
@@ -136,7 +141,7 @@ class Budgets:
         try:
             if self.redis is None:
                 raise RedisError("no Redis connection")
-            reply = await self._eval("reserve", RESERVE, keys, args)
+            reply = await self.eval_script("reserve", RESERVE, keys, args)
         except (TimeoutError, RedisError, OSError) as exc:
             return self._store_down(settings, amount_usd, est_tokens, exc)
         status, idx, retry_ms, values, crossed = reply
@@ -220,7 +225,7 @@ class Budgets:
             return True
         source, keys, args = self.settle_command(hold, actual_usd, actual_tokens)
         try:
-            return bool(await self._eval("settle", source, keys, args))
+            return bool(await self.eval_script("settle", source, keys, args))
         except (TimeoutError, RedisError, OSError) as exc:
             self.errors += 1
             log.warning("budget_settle_failed", rid=hold.rid, error=repr(exc))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
+from typing import IO
 
-from router.ledger.export import FORMATS, collect, parse_time, write_csv, write_jsonl, write_parquet
-from router.ledger.record import LedgerRecord
+from router.ledger.export import FORMATS, export, parse_time, sink_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,14 +18,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lsub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     e = lsub.add_parser("export", help="export ledger records between two times")
     e.add_argument("--since", help="start (inclusive): 2026-11-01, an ISO time, -24h, -7d")
-    e.add_argument("--until", help="end (exclusive), same forms; default: now")
+    e.add_argument("--until", help="end (exclusive), same forms; default: no end")
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     e.add_argument("--output", "-o", type=Path, help="file (default stdout; required: parquet)")
     e.set_defaults(func=export_cmd)
 
 
 def export_cmd(args: argparse.Namespace) -> int:
-    """Export records; print the count to stderr."""
+    """Export records (streamed page by page); print the count to stderr."""
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
@@ -34,21 +35,12 @@ def export_cmd(args: argparse.Namespace) -> int:
     if args.format == "parquet" and args.output is None:
         print("error: --format parquet needs --output FILE", file=sys.stderr)
         return 2
-    records = asyncio.run(_read(since, until))
-    if args.format == "parquet":
-        n = write_parquet(records, args.output)
-    elif args.output is not None:
-        with args.output.open("wb") as f:
-            n = (write_jsonl if args.format == "jsonl" else write_csv)(records, f)
-    else:
-        out = sys.stdout.buffer
-        n = (write_jsonl if args.format == "jsonl" else write_csv)(records, out)
-        out.flush()
+    n = asyncio.run(_export(since, until, args.format, args.output))
     print(f"exported {n} records", file=sys.stderr)
     return 0
 
 
-async def _read(since: float | None, until: float | None) -> list[LedgerRecord]:
+async def _export(since: float | None, until: float | None, fmt: str, path: Path | None) -> int:
     from router.budget.reserve import Budgets
     from router.ledger.writer import Ledger
     from router.redis_client import connect_redis
@@ -58,6 +50,13 @@ async def _read(since: float | None, until: float | None) -> list[LedgerRecord]:
     handle = await connect_redis(settings.redis_url, settings.data_dir)
     try:
         ledger = Ledger(handle.client, Budgets(handle.client))
-        return await collect(ledger.read(since, until))
+        with contextlib.ExitStack() as stack:
+            out: IO[bytes]
+            if path is not None and fmt != "parquet":
+                out = stack.enter_context(path.open("wb"))
+            else:
+                out = sys.stdout.buffer
+            sink = sink_for(fmt, out, path if fmt == "parquet" else None)
+            return await export(ledger.read(since, until), sink)
     finally:
         await handle.aclose()

@@ -1,4 +1,8 @@
-"""``router ledger export``: ledger records between two times as JSON lines, CSV or Parquet."""
+"""``router ledger export``: ledger records between two times as JSON lines, CSV or Parquet.
+
+Records are streamed page by page (``XRANGE``, 1,000 at a time) into the output, so an export
+of millions of records needs the memory of one page, not of the whole range.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import io
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
 from router.ledger.record import COLUMNS, LedgerRecord
 
 FORMATS = ("jsonl", "csv", "parquet")
+PAGE = 1000
 
 
 def parse_time(text: str) -> float:
@@ -35,72 +40,131 @@ def parse_time(text: str) -> float:
     return d.timestamp()
 
 
-def _row(rec: LedgerRecord) -> dict[str, Any]:
-    return rec.to_json()
+class Sink(Protocol):
+    """Where exported records go, one batch at a time."""
+
+    def write(self, records: list[LedgerRecord]) -> None:
+        """Append ``records``."""
+        ...
+
+    def close(self) -> None:
+        """Finish the output (footer, flush)."""
+        ...
+
+
+class JsonlSink:
+    """One JSON object per line."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def write(self, records: list[LedgerRecord]) -> None:
+        """Append ``records``."""
+        self.out.write(b"".join(orjson.dumps(r.to_json()) + b"\n" for r in records))
+
+    def close(self) -> None:
+        """Flush."""
+        self.out.flush()
+
+
+class CsvSink:
+    """CSV with a header row (``COLUMNS``); None as an empty cell."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self._writer = csv.DictWriter(self._text, fieldnames=list(COLUMNS))
+        self._writer.writeheader()
+
+    def write(self, records: list[LedgerRecord]) -> None:
+        """Append ``records``."""
+        for r in records:
+            self._writer.writerow({k: ("" if v is None else v) for k, v in r.to_json().items()})
+
+    def close(self) -> None:
+        """Flush and let go of the byte stream (without closing it)."""
+        self._text.flush()
+        self._text.detach()
+
+
+class ParquetSink:
+    """A Parquet file with typed columns, one row group per batch (needs ``pyarrow``)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import pyarrow as pa  # type: ignore[import-untyped]
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        except ImportError as exc:  # an optional dependency
+            raise RuntimeError("Parquet export needs pyarrow: pip install pyarrow") from exc
+        types = {
+            "ts": pa.float64(), "score": pa.float64(), "cost_usd": pa.float64(),
+            "counterfactual_usd": pa.float64(), "latency_ms": pa.float64(),
+            "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "status": pa.int64(),
+            "estimated": pa.bool_(), "stream": pa.bool_(), "fallback": pa.bool_(),
+        }  # fmt: skip
+        self._pa = pa
+        self.schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])
+        self._writer = pq.ParquetWriter(path, self.schema)
+
+    def write(self, records: list[LedgerRecord]) -> None:
+        """Append ``records`` as a row group."""
+        if records:
+            rows = [r.to_json() for r in records]
+            self._writer.write_table(self._pa.Table.from_pylist(rows, schema=self.schema))
+
+    def close(self) -> None:
+        """Write the footer."""
+        self._writer.close()
+
+
+def sink_for(fmt: str, out: IO[bytes] | None, path: Path | None) -> Sink:
+    """The sink of ``fmt``: to ``path`` (Parquet needs one) or the byte stream ``out``."""
+    if fmt == "parquet":
+        if path is None:
+            raise ValueError("--format parquet needs --output FILE")
+        return ParquetSink(path)
+    assert out is not None
+    return JsonlSink(out) if fmt == "jsonl" else CsvSink(out)
+
+
+async def export(records: AsyncIterator[LedgerRecord], sink: Sink) -> int:
+    """Copy ``records`` into ``sink`` in pages; return the count."""
+    n = 0
+    page: list[LedgerRecord] = []
+    async for rec in records:
+        page.append(rec)
+        if len(page) >= PAGE:
+            sink.write(page)
+            n += len(page)
+            page = []
+    sink.write(page)
+    n += len(page)
+    sink.close()
+    return n
+
+
+def write_all(records: Iterable[LedgerRecord], sink: Sink) -> int:
+    """Write ``records`` (already in memory) to ``sink``; return the count."""
+    batch = list(records)
+    sink.write(batch)
+    sink.close()
+    return len(batch)
 
 
 def write_jsonl(records: Iterable[LedgerRecord], out: IO[bytes]) -> int:
-    """Write one JSON object per line; return the count."""
-    n = 0
-    for rec in records:
-        out.write(orjson.dumps(_row(rec)) + b"\n")
-        n += 1
-    return n
+    """JSON lines of ``records`` to ``out``; return the count."""
+    return write_all(records, JsonlSink(out))
 
 
 def write_csv(records: Iterable[LedgerRecord], out: IO[bytes]) -> int:
-    """Write CSV with a header row (``COLUMNS``); return the count."""
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    writer = csv.DictWriter(text, fieldnames=list(COLUMNS))
-    writer.writeheader()
-    n = 0
-    for rec in records:
-        writer.writerow({k: ("" if v is None else v) for k, v in _row(rec).items()})
-        n += 1
-    text.detach()
-    return n
+    """CSV of ``records`` to ``out``; return the count."""
+    return write_all(records, CsvSink(out))
 
 
 def write_parquet(records: Iterable[LedgerRecord], path: Path) -> int:
-    """Write a Parquet file with typed columns (needs ``pyarrow``); return the count."""
-    try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
-    except ImportError as exc:  # an optional dependency
-        raise RuntimeError("Parquet export needs pyarrow: pip install pyarrow") from exc
-    rows = [_row(r) for r in records]
-    schema = pa.schema(
-        [
-            ("ts", pa.float64()),
-            ("request_id", pa.string()),
-            ("tenant", pa.string()),
-            ("key_id", pa.string()),
-            ("team", pa.string()),
-            ("route", pa.string()),
-            ("tier", pa.string()),
-            ("reason", pa.string()),
-            ("score", pa.float64()),
-            ("model", pa.string()),
-            ("prompt_tokens", pa.int64()),
-            ("completion_tokens", pa.int64()),
-            ("estimated", pa.bool_()),
-            ("cost_usd", pa.float64()),
-            ("counterfactual_usd", pa.float64()),
-            ("cache", pa.string()),
-            ("latency_ms", pa.float64()),
-            ("policy_hash", pa.string()),
-            ("status", pa.int64()),
-            ("error", pa.string()),
-            ("stream", pa.bool_()),
-            ("fallback", pa.bool_()),
-        ]
-    )
-    assert tuple(schema.names) == COLUMNS
-    table = pa.Table.from_pylist(rows, schema=schema)
-    pq.write_table(table, path)
-    return len(rows)
+    """Parquet of ``records`` at ``path``; return the count."""
+    return write_all(records, ParquetSink(path))
 
 
-async def collect(records: AsyncIterator[LedgerRecord]) -> list[LedgerRecord]:
-    """All of ``records`` in a list."""
-    return [r async for r in records]
+def row(record: LedgerRecord) -> dict[str, Any]:
+    """One record as an export row."""
+    return record.to_json()

@@ -99,7 +99,7 @@ class Ledger:
         sha = None
         if settle is not None:
             source, skeys, sargs = settle
-            sha = self.budgets._sha.get("settle") or await self.budgets._load("settle", source)
+            sha = await self.budgets.sha("settle", source)
             pipe.evalsha(sha, len(skeys), *skeys, *sargs)
         pipe.xadd(lk.stream_key(), record.to_fields(), maxlen=STREAM_MAXLEN, approximate=True)
         for metric, n in inc.items():
@@ -111,7 +111,7 @@ class Ledger:
             results = await pipe.execute(raise_on_error=False)
         if settle is not None and isinstance(results[0], NoScriptError):
             source, skeys, sargs = settle
-            await self.budgets._eval("settle", source, skeys, sargs)
+            await self.budgets.eval_script("settle", source, skeys, sargs)
         for r in results[1 if settle is not None else 0 :]:
             if isinstance(r, Exception):
                 raise r
