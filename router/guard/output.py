@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from router.guard.pii import ALL_KINDS, SECRET_KINDS, PiiKind, find_pii
+from router.guard.pii import ALL_KINDS, SECRET_KINDS, Finding, PiiKind, find_pii
 from router.guard.redact import TAGS
 from router.guard.settings import OutputMask
 
 HOLD_CHARS = 64
 """Characters always held back at the end of a streamed text."""
+MIN_RELEASE = 32
+"""Characters released at once, at least (fewer scans of the held text)."""
 MAX_HOLD_CHARS = 16384
 """Past this much held text, the filter releases (masked) text even mid-token."""
 _KEY_BEGIN = "-----BEGIN "
@@ -37,8 +39,10 @@ def mask_text(text: str, kinds: tuple[PiiKind, ...]) -> tuple[str, int]:
     if not kinds or not text:
         return text, 0
     found = find_pii(text, kinds)
-    if not found:
-        return text, 0
+    return (_masked(text, found), len(found)) if found else (text, 0)
+
+
+def _masked(text: str, found: list[Finding]) -> str:
     out: list[str] = []
     pos = 0
     for f in found:
@@ -46,7 +50,7 @@ def mask_text(text: str, kinds: tuple[PiiKind, ...]) -> tuple[str, int]:
         out.append(f"[MASKED_{TAGS[f.kind]}]")
         pos = f.end
     out.append(text[pos:])
-    return "".join(out), len(found)
+    return "".join(out)
 
 
 class MaskFilter:
@@ -55,41 +59,46 @@ class MaskFilter:
     def __init__(self, kinds: tuple[PiiKind, ...]) -> None:
         self._kinds = kinds
         self._buf = ""
+        self._scan_at = HOLD_CHARS + MIN_RELEASE
+        """Buffer length at which the next scan happens (grows while nothing can be released)."""
         self.masked = 0
         """Values masked so far."""
 
-    def _mask(self, text: str) -> str:
-        out, n = mask_text(text, self._kinds)
-        self.masked += n
-        return out
+    def feed(self, text: str) -> str:
+        """The masked text that can be released now.
 
-    def _cut(self) -> int:
+        Text is released in batches of at least :data:`MIN_RELEASE` characters, which bounds
+        the number of scans per answer whatever the chunk size.
+        """
+        self._buf += text
         buf = self._buf
+        if len(buf) < self._scan_at:
+            return ""
         cut = len(buf) - HOLD_CHARS
-        if cut <= 0:
-            return 0
         while cut > 0 and not buf[cut - 1].isspace():  # never split a token
             cut -= 1
         opened = buf.rfind(_KEY_BEGIN, 0, cut)
         if opened >= 0 and "-----END " not in buf[opened:]:
             cut = opened
-        for f in find_pii(buf, self._kinds):
+        found = find_pii(buf, self._kinds)
+        for f in reversed(found):  # a value across the cut is held back whole
             if f.start < cut < f.end:
                 cut = f.start
-        return cut
-
-    def feed(self, text: str) -> str:
-        """The masked text that can be released now."""
-        self._buf += text
-        cut = self._cut()
-        if cut == 0 and len(self._buf) > MAX_HOLD_CHARS:
-            cut = len(self._buf) - HOLD_CHARS
-        if cut <= 0:
+        if cut == 0 and len(buf) > MAX_HOLD_CHARS:
+            cut = len(buf) - HOLD_CHARS
+            found = find_pii(buf[:cut], self._kinds)
+        if cut <= 0:  # one long token or value: look again once it has grown by half
+            self._scan_at = len(buf) + max(MIN_RELEASE, len(buf) // 2)
             return ""
-        out, self._buf = self._buf[:cut], self._buf[cut:]
-        return self._mask(out)
+        self._buf = buf[cut:]
+        self._scan_at = len(self._buf) + MIN_RELEASE
+        return self._apply(buf[:cut], [f for f in found if f.end <= cut])
+
+    def _apply(self, text: str, found: list[Finding]) -> str:
+        self.masked += len(found)
+        return _masked(text, found)
 
     def flush(self) -> str:
         """Everything still held, masked (the stream is over)."""
         out, self._buf = self._buf, ""
-        return self._mask(out)
+        return self._apply(out, find_pii(out, self._kinds)) if out else ""

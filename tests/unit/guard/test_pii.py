@@ -125,3 +125,23 @@ def test_checksums() -> None:
     assert us_ssn_ok("123", "45", "6788") and not us_ssn_ok("078", "05", "1120")
     assert verhoeff_ok("234123412346") and not verhoeff_ok("234123412345")
     assert es_dni_ok("12345678Z") and es_dni_ok("X1234567L") and not es_dni_ok("12345678A")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ("+1" + "1" * 40 + "a ") * 200,  # many ways to split a digit run into phone groups
+        "12-" * 3000,
+        "1234-" * 2000,
+        "a_b-" * 3000,
+        "x_token=" * 2000,
+        "a." * 5000 + "@",
+        "1:" * 5000,
+    ],
+)
+def test_adversarial_inputs_take_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    find_pii(text)
+    assert time.perf_counter() - started < 1.0  # catastrophic backtracking takes seconds

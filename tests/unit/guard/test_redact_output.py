@@ -214,3 +214,10 @@ def test_restore_filter_flush_is_idempotent(n: int) -> None:
     assert f.feed("[EM" * n) == "[EM" * (n - 1)
     assert f.flush() == "[EM"
     assert f.flush() == ""
+
+
+def test_mask_filter_long_token_is_released_intact() -> None:
+    blob = "x" * 5000
+    f = MaskFilter(ALL_KINDS)
+    out = "".join(f.feed(blob[i : i + 4]) for i in range(0, len(blob), 4)) + f.flush()
+    assert out == blob
