@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from router.api.body import read_body
 from router.api.protocol import parse_chat_request
 from router.api.responses import JSONBytesResponse, error_response
+from router.cache.stage import cache_headers
 from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
 from router.pipeline import response_headers, run_chat
@@ -55,6 +56,7 @@ async def chat_completions(request: Request) -> Response:
             team=principal.team,
             route_override=request.headers.get("x-router-route") or None,
             hint=request.headers.get("x-router-hint") or None,
+            cache_headers=cache_headers(request.headers),
             started_at=started,
         )
         outcome = await run_chat(services, loaded, req, ctx)

@@ -114,3 +114,27 @@ def test_nonzero_temperature_is_not_cached(client: openai.OpenAI) -> None:
             model="auto", messages=msgs, temperature=0.8
         )
         assert raw.headers["x-router-cache"] == "miss"
+
+
+def test_cache_control_headers(client: openai.OpenAI, mock: MockUpstreamProcess) -> None:
+    msgs = ask("What is the tallest building in Chile?")
+    no_store = {"Cache-Control": "no-store"}
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=msgs, temperature=0, extra_headers=no_store
+        )
+        assert raw.headers["x-router-cache"] == "miss"
+    client.chat.completions.create(model="auto", messages=msgs, temperature=0)
+    calls = upstream_calls(mock)
+    for _ in range(20):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=msgs, temperature=0
+        )
+        if raw.headers["x-router-cache"] == "hit-exact":
+            break
+    assert raw.headers["x-router-cache"] == "hit-exact"
+    refresh = client.chat.completions.with_raw_response.create(
+        model="auto", messages=msgs, temperature=0, extra_headers={"Cache-Control": "no-cache"}
+    )
+    assert refresh.headers["x-router-cache"] == "miss"
+    assert upstream_calls(mock) > calls
