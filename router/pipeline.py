@@ -23,7 +23,7 @@ from router.backends.calls import (
     complete_with_fallbacks,
     open_stream_with_fallbacks,
 )
-from router.budget.admission import admit_request
+from router.budget.admission import admit_request, check_request
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
 from router.cache.entry import CacheHit
@@ -141,6 +141,7 @@ async def run_chat(
 ) -> ChatOutcome:
     """Route ``req`` and call its target; raise :class:`RouterError` when nothing answers."""
     policy = loaded.policy
+    check_request(services, req, ctx)  # the key's model list, before the cache may answer
     plan = plan_request(policy, req, ctx)
     guard = guard_request(policy, req, plan, ctx)  # stage 2: may block, pin local or redact
     if guard is not None:
@@ -158,7 +159,10 @@ async def run_chat(
     if hit is None and cache is not None and classification is not None:
         hit = await cache.semantic(classification.embedding)  # stage 6, same embedding
     if hit is not None:
-        return _replay(services, loaded, req, ctx, plan, classification, hit)
+        replayed = _replay(services, loaded, req, ctx, plan, classification, hit)
+        if guard is not None:  # a replayed answer says what the guard decided, too
+            replayed.headers.update(guard.headers)
+        return replayed
     thresholds = None
     if classification is not None and plan.route and plan.route.target_strong_share:
         thresholds = await _share_thresholds(services, plan, classification.score)

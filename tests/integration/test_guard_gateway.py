@@ -182,3 +182,31 @@ def test_output_masking_of_hosted_answers(gw: httpx.Client, control: httpx.Clien
     assert "[MASKED_IP] is down again" in content and "10.1.2.3" not in content
     s = chat(gw, "10.1.2.3 is down again", model="masked", headers=HOSTED, stream=True)
     assert "[MASKED_IP] is down again" in streamed(s.text) and "10.1.2.3" not in s.text
+
+
+def _cached(gw: httpx.Client, text: str, **extra: Any) -> httpx.Response:
+    """Ask until the answer comes from the cache (stores happen in the background)."""
+    import time
+
+    for _ in range(50):
+        r = chat(gw, text, temperature=0, **extra)
+        if r.headers.get("x-router-cache", "").startswith("hit"):
+            return r
+        time.sleep(0.05)
+    return r
+
+
+def test_cache_entries_never_cross_pii(gw: httpx.Client, control: httpx.Client) -> None:
+    first = chat(gw, f"{EMAIL} asks for the invoice", model="private", temperature=0)
+    assert first.status_code == 200 and first.headers["x-router-cache"] == "miss"
+    again = _cached(gw, f"{EMAIL} asks for the invoice", model="private")
+    assert again.headers["x-router-cache"] == "hit-exact"
+    assert again.headers["x-router-privacy"] == "pinned-local"  # a replay says so too
+    other = chat(gw, "john.smith@example.org asks for the invoice", model="private", temperature=0)
+    assert other.headers["x-router-cache"] == "miss"
+    assert EMAIL not in other.text
+    # the same prompt through the redacting route has its own entry, made by the hosted model
+    redacted = chat(gw, f"{EMAIL} asks for the invoice", headers=HOSTED, temperature=0)
+    assert redacted.headers["x-router-cache"] == "miss"
+    assert redacted.headers["x-router-privacy"] == "redacted"
+    assert all(EMAIL not in body for model, body in received(control) if model == "mock-hosted")
