@@ -181,7 +181,7 @@ def _python_env(source: Path | None, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _policy_for_run(directory: Path, source: Path | None) -> tuple[Path, bool]:
+def policy_for_run(directory: Path, source: Path | None) -> tuple[Path, bool]:
     """The benchmark policy, written into ``directory``; True when cache lookup is on.
 
     The ``cache:`` section is dropped (and reported) when the gateway's policy schema has no
@@ -206,7 +206,7 @@ def _policy_for_run(directory: Path, source: Path | None) -> tuple[Path, bool]:
     return path, cache_on
 
 
-def _create_key(redis_url: str, data_dir: Path, source: Path | None) -> str:
+def create_key(redis_url: str, data_dir: Path, source: Path | None) -> str:
     """A virtual key of team ``bench`` with a (never reached) budget, via ``router keys``."""
     env = _python_env(source, {"REDIS_URL": redis_url, "ROUTER_DATA_DIR": str(data_dir)})
     cmd = [sys.executable, "-m", "router.cli.main", "keys", "create", "--team", BENCH_TEAM]
@@ -228,9 +228,9 @@ def hybrid_target(upstream_url: str, workers: int, rev: str | None = None) -> It
     with tempfile.TemporaryDirectory(prefix="hr-bench-") as tmp:
         data_dir = Path(tmp)
         source = export_tree(rev, data_dir) if rev else None
-        policy, cache_on = _policy_for_run(data_dir, source)
+        policy, cache_on = policy_for_run(data_dir, source)
         with EmbeddedRedis(data_dir, transport="unix") as redis_server:
-            key = _create_key(redis_server.url, data_dir, source)
+            key = create_key(redis_server.url, data_dir, source)
             env = {
                 "MOCK_UPSTREAM_URL": upstream_url,
                 "REDIS_URL": redis_server.url,
