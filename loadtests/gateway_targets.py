@@ -174,6 +174,16 @@ def export_tree(rev: str, directory: Path) -> Path:
     return root
 
 
+def _describe(rev: str | None) -> str:
+    """``commit abc1234`` for a revision, ``working tree`` without one."""
+    if rev is None:
+        return "working tree"
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return f"commit {sha or rev}"
+
+
 def _python_env(source: Path | None, extra: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, **extra}
     if source is not None:
@@ -250,7 +260,7 @@ def hybrid_target(upstream_url: str, workers: int, rev: str | None = None) -> It
                     {"authorization": f"Bearer {key}"},
                 )
                 target.trees["gateway"] = ProcessTree(gw.pid)
-                target.notes.append(f"gateway code: {f'git {rev}' if rev else 'working tree'}")
+                target.notes.append(f"gateway code: {_describe(rev)}")
                 assert redis_server.pid is not None
                 target.trees["redis"] = ProcessTree(redis_server.pid)
                 target.notes.append("auth: keys (virtual key), key + team + global budgets")
