@@ -287,7 +287,13 @@ def _litellm_config(upstream_url: str, directory: Path) -> Path:
                 },
             }
         ],
-        "litellm_settings": {"drop_params": True, "telemetry": False},
+        # the production settings of LiteLLM's docs that apply without a database
+        "litellm_settings": {
+            "drop_params": True,
+            "telemetry": False,
+            "set_verbose": False,
+            "request_timeout": 600,
+        },
         "general_settings": {"master_key": LITELLM_MASTER_KEY},
     }
     path = directory / "litellm.yaml"
