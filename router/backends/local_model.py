@@ -172,7 +172,9 @@ class LocalModel:
             while produced < params.max_new_tokens:
                 if cancel.is_set():
                     return
-                out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
+                out = self.model(
+                    input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1
+                )  # logits of the last position only: a long prompt's full logits are huge
                 past = out.past_key_values
                 token = sampler.pick(out.logits[0, -1, :])
                 produced += 1

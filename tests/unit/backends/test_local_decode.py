@@ -68,3 +68,29 @@ def test_text_property_collects_what_was_released() -> None:
     asm.push(0)
     asm.push(1)
     assert asm.text == "ab"
+
+
+def test_each_token_decodes_a_short_window_only() -> None:
+    seen: list[int] = []
+    words = [f"w{i} " for i in range(300)]
+
+    def decode(ids: Sequence[int]) -> str:
+        seen.append(len(ids))
+        return "".join(words[i] for i in ids)
+
+    asm = TextAssembler(decode, ["STOP"])
+    out = "".join(asm.push(i).text for i in range(300)) + asm.finish()
+    assert out == "".join(words)
+    assert max(seen) <= 3
+
+
+def test_a_leading_space_dropped_at_a_window_start_is_kept() -> None:
+    # Like SentencePiece: a token's leading space is dropped when it starts the decoded text.
+    pieces = [" Hello", " big", " world"]
+
+    def decode(ids: Sequence[int]) -> str:
+        return "".join(pieces[i] for i in ids).removeprefix(" ")
+
+    asm = TextAssembler(decode)
+    out = [asm.push(i).text for i in range(3)]
+    assert "".join(out) == "Hello big world"
