@@ -52,12 +52,15 @@ def _hash(obj: Any) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def canonicalize(req: ChatRequest, tenant: str, namespace: str = "v1") -> CanonicalRequest:
+def canonicalize(
+    req: ChatRequest, tenant: str, namespace: str = "v1", variant: str = ""
+) -> CanonicalRequest:
     """Compute the exact digest, the semantic scope and the prompt of ``req`` for ``tenant``.
 
     ``max_tokens`` and ``max_completion_tokens`` are folded into one value; unset fields are
     left out, so a field sent with its default value (``"n": 1``) still differs from an absent
-    one only when the client sends it (deliberately conservative).
+    one only when the client sends it (deliberately conservative). ``variant`` is anything
+    else that changes the answer (the model a rule or an override pinned the request to).
     """
     params = req.model_dump(mode="json", exclude_none=True, exclude=set(TRANSPORT_FIELDS))
     limit = params.pop("max_completion_tokens", None) or params.pop("max_tokens", None)
@@ -68,7 +71,7 @@ def canonicalize(req: ChatRequest, tenant: str, namespace: str = "v1") -> Canoni
     last_user = max((i for i, m in enumerate(req.messages) if m.role == "user"), default=-1)
     prompt = req.messages[last_user].text() if last_user >= 0 else ""
     has_tool_turns = any(m.role in ("tool", "function") or m.tool_calls for m in req.messages)
-    head = {"ns": namespace, "tenant": tenant, "params": params}
+    head = {"ns": namespace, "tenant": tenant, "variant": variant, "params": params}
     digest = _hash({**head, "messages": messages})
     context = [m for i, m in enumerate(messages) if i != last_user]
     scope = _hash({**head, "context": context, "at": last_user})

@@ -124,9 +124,14 @@ class ResponseCache:
         tenant: str,
         settings: CacheSettings,
         headers: Mapping[str, str] | None = None,
+        variant: str = "",
     ) -> CacheRequest:
-        """Canonicalise ``req`` for ``tenant`` and decide what the cache may do with it."""
-        canonical = canonicalize(req, tenant, settings.namespace)
+        """Canonicalise ``req`` for ``tenant`` and decide what the cache may do with it.
+
+        ``variant`` separates requests that are identical but routed differently (see
+        :func:`router.cache.stage.cache_variant`).
+        """
+        canonical = canonicalize(req, tenant, settings.namespace, variant)
         directives = Directives.from_headers(headers or {})
         bypass = request_uncacheable(req, settings, canonical.has_tool_turns)
         if bypass is None and not (directives.read_exact or directives.write):

@@ -45,6 +45,15 @@ def cache_settings(policy: Policy) -> CacheSettings:
     return found if isinstance(found, CacheSettings) else CacheSettings()
 
 
+def cache_variant(plan: Plan) -> str:
+    """What routing fixed before scoring: the model and tier a rule, an override header or the
+    guard pinned the request to. Part of the cache key, so that one tenant's teams, keys and
+    overrides that route the same prompt differently never share an answer."""
+    if plan.pinned is None:
+        return ""
+    return f"{plan.pinned.name}/{plan.pinned_tier or ''}"
+
+
 def cache_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The cache-relevant request headers of ``headers`` (for ``RequestContext``)."""
     return {h: headers[h] for h in REQUEST_HEADERS if h in headers}
@@ -66,11 +75,12 @@ class CacheStage:
         tenant: str,
         settings: CacheSettings,
         headers: Mapping[str, str] | None = None,
+        variant: str = "",
     ) -> CacheStage | None:
         """Prepare the request; None when there is no cache (no Redis)."""
         if cache is None:
             return None
-        return cls(cache, cache.prepare(req, tenant, settings, headers))
+        return cls(cache, cache.prepare(req, tenant, settings, headers, variant))
 
     @property
     def status(self) -> str:

@@ -142,3 +142,9 @@ def test_settings_forbid_unknown_and_frozen() -> None:
     s = CacheSettings()
     with pytest.raises(ValidationError):
         s.ttl_s = 3  # type: ignore[misc]
+
+
+def test_variant_separates_differently_routed_requests() -> None:
+    a = canonicalize(req(), "t1")
+    b = canonicalize(req(), "t1", variant="mock-hosted/hosted")
+    assert a.digest != b.digest and a.scope != b.scope
