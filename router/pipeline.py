@@ -32,6 +32,7 @@ from router.cache.stage import (
     CacheStage,
     StreamRecorder,
     cache_settings,
+    cache_variant,
     hit_completion,
     hit_decision,
     hit_stream,
@@ -151,7 +152,7 @@ async def run_chat(
     if guard is not None:  # own namespace per guard treatment; no semantic cache for PII
         caching = guard.cache_settings(caching)
     cache = CacheStage.begin(  # stage 4: exact lookup (a miss on any cache failure)
-        services.cache, req, ctx.tenant, caching, ctx.cache_headers
+        services.cache, req, ctx.tenant, caching, ctx.cache_headers, cache_variant(plan)
     )
     hit = await cache.exact() if cache is not None else None
     classification = await _classify(services, req) if plan.needs_score and not hit else None
