@@ -207,3 +207,14 @@ async def test_guard_off_forwards_the_request_object_unchanged(tmp_path: Path) -
         assert "x-router-pii" not in r.headers and EMAIL in g.sent()[0][1]
         assert streamed_text(r.text) == "[EMAIL_1]"
         assert all("usage" not in e for e in events(r.text))
+
+
+async def test_restore_off_and_detect_subset(tmp_path: Path) -> None:
+    guard = "  pii: redact\n  restore: false\n  detect: [email]\n"
+    async for g in gateway(tmp_path, guard):
+        g.backend.reply = "wrote to [EMAIL_1]"
+        r = await g.post(ask(f"mail {EMAIL} from 10.0.0.12"))
+        assert r.headers["x-router-pii"] == "email"
+        body = g.sent()[0][1]
+        assert EMAIL not in body and "10.0.0.12" in body  # IPs are not detected here
+        assert r.json()["choices"][0]["message"]["content"] == "wrote to [EMAIL_1]"
