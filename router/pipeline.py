@@ -23,7 +23,7 @@ from router.backends.calls import (
     complete_with_fallbacks,
     open_stream_with_fallbacks,
 )
-from router.budget.admission import admit_request
+from router.budget.admission import admit_request, check_request
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
 from router.cache.entry import CacheHit
@@ -142,6 +142,7 @@ async def run_chat(
 ) -> ChatOutcome:
     """Route ``req`` and call its target; raise :class:`RouterError` when nothing answers."""
     policy = loaded.policy
+    check_request(services, req, ctx)  # the key's model list, before the cache may answer
     plan = plan_request(policy, req, ctx)
     guard = guard_request(policy, req, plan, ctx)  # stage 2: may block, pin local or redact
     if guard is not None:

@@ -8,6 +8,7 @@ fallbacks in one Redis round trip, and, when a budget is exhausted and the polic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ from router.budget.settings import BudgetSettings
 from router.context import RequestContext
 from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
+from router.keys.store import KeyNotFound
 from router.policy.load import LoadedPolicy
 from router.route.decision import Plan, RouteDecision, decide
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from router.services import Services
 
 log = structlog.get_logger("router.budget")
+MASTER_KEY_ID = "master"
+"""The key id :class:`router.auth.Authenticator` gives the master key (no virtual key)."""
 
 
 class Outcome(Protocol):
@@ -118,12 +122,7 @@ async def admit(
     :class:`ServiceUnavailable`; may replace ``outcome.decision`` (``downgrade``).
     """
     decision = outcome.decision
-    if key is not None and not key.allows(req.model, decision.target.name):
-        raise PermissionDenied(
-            f"Key {key.id} may not use '{req.model}'; allowed: {', '.join(key.models)}.",
-            param="model",
-            code="model_not_allowed",
-        )
+    check_models(key, req)
     settings = loaded.policy.budgets
     scopes, limits = scopes_for(settings, key, outcome.ctx.team)
     if not scopes and not limits:
@@ -147,11 +146,40 @@ async def admit(
         alert_soft_limit(settings, scope, outcome.ctx.request_id, spawn)
 
 
+def check_models(key: VirtualKey | None, req: ChatRequest) -> None:
+    """Raise :class:`PermissionDenied` unless ``key`` may request ``req.model`` (a model name
+    or a route alias; allowing a route allows every model behind it)."""
+    if key is not None and not key.allows(req.model):
+        raise PermissionDenied(
+            f"Key {key.id} may not use '{req.model}'; allowed: {', '.join(key.models)}.",
+            param="model",
+            code="model_not_allowed",
+        )
+
+
+def check_request(services: Services, req: ChatRequest, ctx: RequestContext) -> None:
+    """The pipeline's first check (before the cache can answer): the key's model list."""
+    if services.keys is not None and ctx.key_id is not None:
+        check_models(services.keys.cached(ctx.key_id), req)
+
+
+async def _key_of(services: Services, ctx: RequestContext) -> VirtualKey | None:
+    """The virtual key of the request: as authenticated (cached), else read again."""
+    store = services.keys
+    if store is None or ctx.key_id is None or ctx.key_id == MASTER_KEY_ID:
+        return None
+    key = store.cached(ctx.key_id)
+    if key is None:  # the lookup cache was reset since authentication
+        with contextlib.suppress(KeyNotFound):
+            key = await store.get(ctx.key_id)
+    return key
+
+
 async def admit_request(
     services: Services, loaded: LoadedPolicy, req: ChatRequest, plan: Plan, outcome: Outcome
 ) -> None:
     """:func:`admit` with what ``services`` holds (the pipeline's stage 8)."""
-    key = services.keys.cached(outcome.ctx.key_id) if services.keys is not None else None
+    key = await _key_of(services, outcome.ctx)
     ledger = services.ledger
     spawn = ledger.spawn if ledger is not None else None
     await admit(services.budgets, key, loaded, req, plan, outcome, spawn=spawn)

@@ -34,7 +34,7 @@ def account(services: Services, req: ChatRequest, outcome: Finished) -> None:
     ledger = services.ledger
     if ledger is None:
         return
-    cache = str(getattr(outcome, "cache_status", None) or "miss")
+    cache = str(getattr(outcome, "cache_status", None) or "miss").removeprefix("hit-")
     try:
         rec = record_of(outcome, req.stream, cache)
     except Exception as exc:  # accounting must never fail a response
