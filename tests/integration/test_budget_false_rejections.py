@@ -53,6 +53,7 @@ async def _closed_loop(urls: list[str], secret: str, n: int, workers: int) -> li
     return statuses
 
 
+@pytest.mark.timeout(300)
 def test_false_rejections_at_30_percent_of_the_reservation(tmp_path: Path) -> None:
     n, covers = 400, 50
     budget = ACTUAL_USD * covers + ACTUAL_USD / 3

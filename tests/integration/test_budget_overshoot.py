@@ -142,6 +142,7 @@ async def _check_recorded(
         await client.aclose()
 
 
+@pytest.mark.timeout(300)
 def test_no_overshoot_two_gateways_one_killed(tmp_path: Path) -> None:
     """The default-run size: 200 requests at once, budget for about 20, one process killed."""
     run_burst(tmp_path, n=200, covers=20, kill=True)

@@ -230,6 +230,7 @@ def run_accounting(tmp_path: Path, n: int, n_gateways: int, workers: int) -> Non
         assert abs(spent - total) <= 1e-9 * n  # budget counters agree with the ledger
 
 
+@pytest.mark.timeout(400)
 def test_exact_accounting_1000_mixed_requests(tmp_path: Path) -> None:
     run_accounting(tmp_path, n=1000, n_gateways=1, workers=16)
 
