@@ -10,7 +10,9 @@ Redis keys (one hash tag ``{keys}``, so create and revoke are single-slot transa
 
 Lookups are cached in-process for ``cache_ttl_s`` (default 1 s): the hot path costs one Redis
 round trip per key per second, and a revoked key stops working everywhere within that time (at
-once in the process that revoked it).
+once in the process that revoked it). While Redis is unreachable, keys seen in the last
+``STALE_IF_ERROR_S`` keep their last state (budgets then follow ``on_store_error``); unknown
+keys get a 503.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from router.redis_client import RedisClient
 PREFIX = "vk:{keys}"
 CACHE_MAX_ENTRIES = 10_000
 MAX_CONCURRENT_LOOKUPS = 16
+STALE_IF_ERROR_S = 300.0
+"""While Redis is unreachable, a key looked up within this many seconds keeps its last state."""
 """Lookups in flight per process; redis-py's pool refuses (not queues) past 100 connections."""
 
 
@@ -104,6 +108,9 @@ class RedisKeyStore:
             async with self._gate:
                 raw: dict[str, str] = await self.redis.hgetall(digest_key(digest))
         except (RedisError, OSError, TimeoutError) as exc:
+            if hit is not None and hit.until + STALE_IF_ERROR_S > now:
+                fut.set_result(hit.key)  # Redis is down: the last answer, for a while
+                return hit.key
             fut.set_exception(_unavailable(exc))
             fut.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
             raise _unavailable(exc) from exc

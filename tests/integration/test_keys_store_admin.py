@@ -131,3 +131,25 @@ async def test_cli_create_list_update_revoke(redis_server: str, redis_client: ar
     await asyncio.to_thread(router_cli, "keys", "revoke", created["id"], redis_url=redis_server)
     key = await RedisKeyStore(redis_client).get(created["id"])
     assert (key.budget_usd, key.tpm, key.revoked) == (None, 1000, True)
+
+
+async def test_known_keys_survive_a_redis_outage(tmp_path: Path) -> None:
+    from router.errors import ServiceUnavailable
+    from router.redis_embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "r", transport="tcp", appendfsync="no")
+    await server.astart()
+    client = aredis.Redis.from_url(server.url, decode_responses=True, socket_timeout=1)
+    try:
+        store = RedisKeyStore(client, cache_ttl_s=0.05)
+        secret, key = await store.create("search")
+        assert await store.lookup(secret) is not None
+        await server.astop()
+        await asyncio.sleep(0.1)  # the cache entry is stale now
+        p = await store.lookup(secret)
+        assert p is not None and p.key_id == key.id
+        with pytest.raises(ServiceUnavailable):
+            await store.lookup("sk-unknown")
+    finally:
+        await client.aclose()
+        await server.astop()
