@@ -15,8 +15,11 @@ from starlette.routing import Route
 from router.api.admin import ROUTES as ADMIN_ROUTES
 from router.api.chat import chat_completions
 from router.api.dashboard import ROUTES as REPORT_ROUTES
+from router.api.feedback import post_feedback
 from router.api.health import healthz, readyz
+from router.api.metrics import metrics
 from router.api.models import list_models
+from router.api.openapi import openapi
 from router.api.responses import JSONBytesResponse
 from router.errors import error_body
 from router.policy.store import PolicyStore
@@ -66,6 +69,9 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/feedback", post_feedback, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *ADMIN_ROUTES,
         *REPORT_ROUTES,
     ]

@@ -16,6 +16,7 @@ from router.api.responses import JSONBytesResponse, error_response
 from router.cache.stage import cache_headers
 from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
+from router.observability.logcontext import bind_request
 from router.pipeline import response_headers, run_chat
 from router.services import Services
 
@@ -38,6 +39,7 @@ async def chat_completions(request: Request) -> Response:
     loaded = services.policies.current
     policy = loaded.policy
     rid = request_id(request)
+    bind_request(rid, loaded.hash)  # every log line of this request carries both
     base_headers = {"x-request-id": rid, "x-router-policy": loaded.hash}
     started = time.perf_counter()
     try:
@@ -61,6 +63,7 @@ async def chat_completions(request: Request) -> Response:
         )
         outcome = await run_chat(services, loaded, req, ctx)
     except RouterError as err:
+        services.observability.rejected(err)  # unless the pipeline counted it
         if not isinstance(err, UpstreamError):  # upstream failures are recorded by the pipeline
             log.info(
                 "request_rejected",

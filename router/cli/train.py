@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK
 from router.classify.encoder import Encoder, EncoderUnavailable
 from router.classify.train import TrainConfig, train_model
+from router.observability.feedback_rows import ledger_training_data
 
 DEFAULT_MAX_TOKENS = 64
 
@@ -23,7 +24,8 @@ DEFAULT_MAX_TOKENS = 64
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``router train``."""
     p = sub.add_parser("train", help="train the complexity classifier's head")
-    p.add_argument("--data", type=Path, nargs="+", required=True, metavar="FILE.jsonl")
+    p.add_argument("--data", type=Path, nargs="*", default=[], metavar="FILE.jsonl")
+    p.add_argument("--from-ledger", action="store_true", help="add rows from stored feedback")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--weak-model", default=DEFAULT_WEAK, help="the local/cheap model")
     p.add_argument("--strong-model", default=DEFAULT_STRONG, help="the hosted/strong model")
@@ -41,6 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def train_cmd(args: argparse.Namespace) -> int:
     """Train, validate by held-out subject, write the model; print the held-out metrics."""
+    data = ledger_training_data(args)  # --from-ledger: rows from feedback (observability)
+    if data is None:
+        return 2
+    args.data = data
     missing = [p for p in args.data if not p.is_file()]
     if missing:
         print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)

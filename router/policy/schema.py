@@ -16,6 +16,7 @@ from router.budget.settings import BudgetSettings
 from router.cache.settings import CacheSettings
 from router.classify.settings import ClassifierSettings
 from router.guard.settings import GuardSettings
+from router.observability.settings import ObservabilitySettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
 BackendKind = Literal["openai_compat", "litellm", "local"]
@@ -164,6 +165,7 @@ class Policy(Strict):
     defaults: Defaults = Defaults()
     classifier: ClassifierSettings = ClassifierSettings()
     budgets: BudgetSettings = BudgetSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     guard: GuardSettings = GuardSettings()
     cache: CacheSettings = CacheSettings()
     models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
