@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis.asyncio as aredis
 
@@ -109,3 +110,42 @@ async def test_rate_limit_headers_and_retry_after(
         assert third.json()["error"]["code"] == "rate_limit_requests"
         assert 1 <= int(third.headers["retry-after"]) <= 60
         assert "x-should-retry" not in third.headers
+
+
+async def test_soft_limit_alert_posts_the_webhook_once(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    received: list[dict[str, object]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        received.append(orjson.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    team = (
+        "  teams:\n    t: {limit_usd: 0.01}\n  soft_limit_percent: 20\n"
+        f"  webhook_url: http://127.0.0.1:{port}/hook\n"
+    )
+    secret, _ = await RedisKeyStore(redis_client).create("t")
+    try:
+        async with gateway(tmp_path, redis_server, monkeypatch, budgets=team) as c:
+            for _ in range(4):  # each holds up to ~$0.0016: the second crosses 20 % of $0.01
+                r = await c.post("/v1/chat/completions", json=HOSTED, headers=_auth(secret))
+                assert r.status_code == 200
+            for _ in range(50):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        server.close()
+    assert len(received) == 1
+    assert received[0]["event"] == "budget.soft_limit" and received[0]["scope"] == "team t"
