@@ -214,7 +214,7 @@ class Encoder:
         tokenizer: Any,
         backend: Backend,
         max_tokens: int = 256,
-        context_tokens: int = 32,
+        context_tokens: int = 16,
         max_batch: int = 32,
     ) -> None:
         """Wrap a ``tokenizers.Tokenizer`` and a :class:`Backend`."""
@@ -241,7 +241,7 @@ class Encoder:
         device: DeviceName | str = "auto",
         runtime: Runtime = "auto",
         max_tokens: int = 256,
-        context_tokens: int = 32,
+        context_tokens: int = 16,
         max_batch: int = 32,
         threads: int | None = None,
         onnx_path: Path | None = None,

@@ -86,11 +86,14 @@ def format_report(name: str, report: EvalReport) -> str:
 COLOURS = {"router": "#1f77b4", "prompt length": "#ff7f0e", "random": "#7f7f7f"}
 
 
-def _polyline(curve: Curve, width: int, height: int, lo: float, hi: float) -> str:
+def _polyline(
+    curve: Curve, width: int, height: int, lo: float, hi: float, max_points: int = 400
+) -> str:
     span = (hi - lo) or 1.0
+    keep = np.unique(np.linspace(0, len(curve.share) - 1, max_points).round().astype(np.int64))
     pts = [
         f"{40 + x * width:.1f},{10 + (1 - (q - lo) / span) * height:.1f}"
-        for x, q in zip(curve.share, curve.quality, strict=True)
+        for x, q in zip(curve.share[keep], curve.quality[keep], strict=True)
     ]
     return " ".join(pts)
 
