@@ -103,6 +103,7 @@ class DriftMonitor:
     def configure(self, settings: DriftSettings) -> None:
         """Apply new settings (a policy reload); a new window size keeps the newest scores."""
         if settings == self.settings:
+            self.settings = settings  # the same values: keep the new object (identity checks)
             return
         if settings.window != self.settings.window:
             self._bins = deque(self._bins, maxlen=settings.window)

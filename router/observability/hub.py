@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("router.observability")
 NO_LABEL = "-"
+CACHE_HITS = frozenset({"exact", "semantic"})
 
 
 class Recorded(Protocol):
@@ -163,14 +164,15 @@ def _observe(
     route = d.route or NO_LABEL
     model = outcome.model_name
     team = outcome.ctx.team or NO_LABEL
-    cache = str(getattr(outcome, "cache_status", None) or "miss")
+    cache = str(getattr(outcome, "cache_status", None) or "miss").removeprefix("hit-")
     if error is not None:
         obs.recorded_errors.add(error)
     m.requests.get(route, model, str(outcome.status), cache).inc()
     total = now - outcome.ctx.started_at
     m.latency.get(route).observe(total)
     m.overhead.get(route).observe(max(0.0, total - times.upstream_s))
-    if times.admitted:
+    hit = cache in CACHE_HITS
+    if times.admitted and not hit:
         m.upstream.get(model).observe(times.upstream_s)
     for failed_model, code in outcome.attempts.failures:
         m.upstream_failures.get(failed_model, code).inc()
@@ -178,7 +180,9 @@ def _observe(
     if c is not None:
         m.classifier.get(c.source).observe(c.latency_s)
         policy = services.policies.current.policy
-        obs.drift.configure(policy.observability.drift)
+        drift = policy.observability.drift
+        if drift is not obs.drift.settings:  # a policy reload (identity check: cheap)
+            obs.drift.configure(drift)
         obs.drift.observe(c.score, c.source)
     usage = outcome.usage
     if usage is not None:
@@ -199,7 +203,7 @@ def _observe(
     if outcome.status < 400:
         _index_for_feedback(services, obs, req, outcome)
     if obs.tracing is not None:
-        obs.tracing.record(_trace_facts(outcome, now, route, cache))
+        obs.tracing.record(_trace_facts(outcome, now, route, cache, hit))
 
 
 def _mark_budgets(services: Services, gauge: BudgetGauge, outcome: Recorded) -> None:
@@ -235,7 +239,7 @@ def _index_for_feedback(
     obs.feedback.index(IndexEntry(outcome.ctx.tenant, outcome.ctx.request_id, fields, ttl_s))
 
 
-def _trace_facts(outcome: Recorded, now: float, route: str, cache: str) -> TraceFacts:
+def _trace_facts(outcome: Recorded, now: float, route: str, cache: str, hit: bool) -> TraceFacts:
     t = outcome.times
     d = outcome.decision
     attrs: dict[str, str | int | float | bool] = {
@@ -256,7 +260,7 @@ def _trace_facts(outcome: Recorded, now: float, route: str, cache: str) -> Trace
         started=outcome.ctx.started_at,
         planned=t.planned,
         routed=t.routed,
-        admitted=t.admitted,
+        admitted=0.0 if hit else t.admitted,  # a cache hit has no admission and no upstream
         upstream_s=t.upstream_s,
         ended=now,
         attributes=attrs,

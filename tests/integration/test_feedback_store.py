@@ -181,3 +181,27 @@ async def test_train_from_ledger_builds_labelled_rows(
 
     outcomes = load_outcomes(data, "W", "S")  # the trainer's own reader accepts them
     assert sorted((outcomes.strong - outcomes.weak).tolist()) == [0.0, 1.0]
+
+
+async def test_cache_hits_are_counted_by_outcome_without_upstream_time(
+    h: Harness, redis_client: aredis.Redis
+) -> None:
+    from router.cache.service import ResponseCache
+
+    h.services.cache = ResponseCache(redis_client)
+    try:
+        assert (await h.chat(temperature=0)).headers.get("x-router-cache") == "miss"
+        for _ in range(50):  # the store is written in the background
+            await asyncio.sleep(0.05)
+            if await redis_client.keys("rc:*:x:*"):
+                break
+        r = await h.chat(temperature=0)
+        assert r.headers.get("x-router-cache") == "hit-exact", r.headers
+        s = await h.samples()
+        hit = {"route": "auto", "model": "small", "status": "200"}
+        assert value(s, "router_requests_total", cache="miss", **hit) == 1
+        assert value(s, "router_requests_total", cache="exact", **hit) == 1
+        assert value(s, "router_upstream_duration_seconds_count", model="small") == 1
+        assert value(s, "router_request_duration_seconds_count", route="auto") == 2
+    finally:
+        await h.services.cache.aclose()
