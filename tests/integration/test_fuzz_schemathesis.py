@@ -7,7 +7,6 @@ the GETs, positive cases. Bounded to a few hundred examples so it stays under a 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,10 +82,10 @@ def _fuzz(
     check()
 
 
+@pytest.mark.timeout(300)
 def test_no_server_error_on_generated_requests(gateway: GatewayProcess) -> None:
     schema = schemathesis.openapi.from_url(gateway.base_url + "/openapi.json")
     statuses: Counter[int] = Counter()
-    started = time.monotonic()
     for result in schema.get_all_operations():
         op: Any = result.ok()  # type: ignore[union-attr]
         for (method, mode), n in EXAMPLES.items():
@@ -94,7 +93,6 @@ def test_no_server_error_on_generated_requests(gateway: GatewayProcess) -> None:
                 _fuzz(gateway, op, mode, n, statuses)
     assert sum(statuses.values()) >= 200
     assert statuses[200] > 0 and statuses[400] > 0
-    assert time.monotonic() - started < 120
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/feedback"])
