@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -49,7 +49,8 @@ class LedgerRecord:
     def to_fields(self) -> dict[str, str]:
         """Stream entry fields (strings; None as empty)."""
         out: dict[str, str] = {}
-        for k, v in asdict(self).items():
+        for k in COLUMNS:
+            v = getattr(self, k)
             if v is None:
                 out[k] = ""
             elif isinstance(v, bool):
@@ -79,7 +80,7 @@ class LedgerRecord:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (export)."""
-        return asdict(self)
+        return {k: getattr(self, k) for k in COLUMNS}
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord))
