@@ -1,9 +1,9 @@
 """Stages 10 and 11: settle the reservation and write the ledger record, in one round trip.
 
 :meth:`Ledger.finish` is called once per request (from ``pipeline.record``) and never blocks
-the response: it schedules one pipelined Redis call holding the settle script, the ``XADD`` of
-the record and the ``HINCRBY`` of its rollups. :meth:`Ledger.aclose` waits for what is still
-in flight at shutdown.
+the response: it schedules one pipelined Redis round trip holding the settle script and the
+ledger script (the record's ``XADD`` and the ``HINCRBY`` of its rollups).
+:meth:`Ledger.aclose` waits for what is still in flight at shutdown.
 """
 
 from __future__ import annotations
