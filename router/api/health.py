@@ -29,6 +29,15 @@ async def readyz(request: Request) -> Response:
         },
         "classifier": type(services.classifier).__name__,
     }
+    local = services.backends.local
+    if local is not None:
+        checks["local_models"] = {
+            "ready": local.ready,
+            "loading": sorted(local.loading),
+            "errors": local.errors,
+        }
+        if local.loading:  # readiness waits for the local models to load
+            return JSONBytesResponse({"status": "loading", "checks": checks}, status_code=503)
     redis = services.redis  # reported, not required: without it the cache misses
     checks["redis"] = {
         "ok": await redis.ping() if redis is not None else False,

@@ -6,6 +6,7 @@ import aiohttp
 import structlog
 
 from router.backends.base import Backend
+from router.backends.local import LocalBackend
 from router.backends.openai_compat import OpenAICompatBackend
 from router.errors import ServiceUnavailable
 from router.policy.schema import ModelSpec, Policy
@@ -32,6 +33,26 @@ class BackendRegistry:
 
             self._backends["litellm"] = LiteLLMBackend()
             log.info("backend_ready", kind="litellm")
+        if "local" in kinds and "local" not in self._backends:
+            from router.backends.local import LocalBackend
+
+            self._backends["local"] = LocalBackend()
+
+    @property
+    def local(self) -> LocalBackend | None:
+        """The in-process model backend, when the policy has local models."""
+        backend = self._backends.get("local")
+        return backend if isinstance(backend, LocalBackend) else None
+
+    async def start_local(self, policy: Policy) -> None:
+        """Load (or reload) the policy's local models, off the event loop; never raises."""
+        local = self.local
+        if local is None:
+            return
+        try:
+            await local.start(policy)
+        except Exception as exc:  # a model that cannot load is reported by /readyz
+            log.error("local_models_failed", error=repr(exc))
 
     def for_model(self, model: ModelSpec) -> Backend:
         """The backend that serves ``model``."""
