@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import structlog
@@ -96,6 +98,9 @@ class Services:
             cache=ResponseCache(redis.client) if redis is not None else None,
         )
         services._classifier_settings = store.current.policy.classifier
+        # Local models take from seconds to minutes to load: load them in the background
+        # and let /readyz say 503 until they are in (or failed).
+        services._spawn(backends.start_local(store.current.policy))
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
         services.ready = True
@@ -105,10 +110,15 @@ class Services:
     def _on_policy_reload(self) -> None:
         policy = self.policies.current.policy
         self.backends.prepare(policy)
+        self._spawn(self.backends.start_local(policy))
         if policy.classifier != self._classifier_settings:
-            task = asyncio.get_running_loop().create_task(self._swap_classifier(policy))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._swap_classifier(policy))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, holding a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _swap_classifier(self, policy: Policy) -> None:
         """Load the classifier a reloaded policy asks for, off the event loop, then swap."""
