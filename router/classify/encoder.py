@@ -170,6 +170,10 @@ class OnnxBackend:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads sleep instead of spinning: on a small CPU shared with the event
+        # loop, spinning steals the cores the proxy needs (measured: p50 151 -> 80 ms for one
+        # 64-token prompt on a loaded 2-core machine).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
