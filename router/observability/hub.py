@@ -20,6 +20,7 @@ import structlog
 from router.api.protocol import ChatRequest
 from router.backends.base import Usage
 from router.backends.calls import Attempts
+from router.budget.admission import scopes_for
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Budgets, Reservation
 from router.classify.base import Classification
@@ -207,8 +208,6 @@ def _observe(
 
 
 def _mark_budgets(services: Services, gauge: BudgetGauge, outcome: Recorded) -> None:
-    from router.budget.admission import scopes_for
-
     key = services.keys.cached(outcome.ctx.key_id) if services.keys is not None else None
     policy = services.policies.current.policy
     scopes, _limits = scopes_for(policy.budgets, key, outcome.ctx.team)

@@ -205,3 +205,23 @@ async def test_cache_hits_are_counted_by_outcome_without_upstream_time(
         assert value(s, "router_request_duration_seconds_count", route="auto") == 2
     finally:
         await h.services.cache.aclose()
+
+
+async def test_budget_remaining_gauge_after_settle(
+    tmp_path: Path, redis_client: aredis.Redis
+) -> None:
+    policy = POLICY + "budgets:\n  global: {limit_usd: 10, window: month}\n"
+    async for x in harness(write_policy(tmp_path, policy)):
+        h = await _wired(x, redis_client)
+        assert (await h.chat()).status_code == 200
+        await h.services.ledger.aclose()  # type: ignore[union-attr]  # the settle is written
+        gauge = h.services.observability.budget_gauge
+        assert gauge is not None
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if gauge.refreshes:
+                break
+        s = await h.samples()
+        remaining = value(s, "router_budget_remaining_usd", scope="global", window="month")
+        assert remaining == pytest.approx(10 - 0.0002, abs=1e-9)
+        assert value(s, "router_budget_limit_usd", scope="global", window="month") == 10
