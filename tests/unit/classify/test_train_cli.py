@@ -137,3 +137,21 @@ def test_evaluate_report_and_html(tmp_path: Path) -> None:
     assert rep.router.apgr > rep.random.apgr
     assert rep.weak_quality < rep.strong_quality
     assert "<svg" in render_html("t", rep) and "always-weak" in render_html("t", rep)
+
+
+def test_broken_groups_are_found_and_left_out_of_fitting(
+    tiny_encoder: Encoder, tmp_path: Path
+) -> None:
+    from router.classify.train import broken_groups
+
+    path = _write_data(tmp_path / "syn.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in rows:
+        if r["source"] == "syn/0":
+            r["scores"][STRONG] = 0.0  # the strong model "fails" a whole subject
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_outcomes([path], WEAK, STRONG)
+    assert broken_groups(data, 0.25) == {"syn/0": 0.0}
+    cfg = TrainConfig(alpha=1.0, folds=3, min_group_strong=0.25)
+    meta = train_model([path], tmp_path / "m", tiny_encoder, WEAK, STRONG, cfg)
+    assert meta["excluded_from_fit"] == {"syn/0": "strong mean 0.00"}
