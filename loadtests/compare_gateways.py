@@ -14,7 +14,8 @@ All three targets run at once on this machine against the same mock upstream pro
 
 Both gateways get ``--workers`` processes (default 2). Phases, each target in turn:
 
-1. closed loop: ``--concurrency`` clients back to back for ``--duration-s`` (max throughput);
+1. closed loop: ``--concurrency`` clients back to back for ``--duration-s`` (max throughput),
+   ``--rounds`` times in alternating target order; the median counts;
 2. open loop at each of ``--rates`` requests/s for ``--duration-s``, for every target whose
    closed-loop throughput is at least rate / ``--max-load`` (an open loop above capacity only
    measures a growing queue); latency counts from each request's scheduled start.
@@ -36,6 +37,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict
@@ -63,6 +65,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", default="10,25,50,200,500", help="open-loop rates, requests/s")
     p.add_argument("--duration-s", type=float, default=15.0, help="seconds per phase")
     p.add_argument("--concurrency", type=int, default=32, help="closed-loop in-flight requests")
+    p.add_argument("--rounds", type=int, default=2, help="closed-loop repetitions (median)")
     p.add_argument("--workers", type=int, default=2, help="worker processes of each gateway")
     p.add_argument("--max-load", type=float, default=0.8, help="see phase 2 above (0..1]")
     p.add_argument("--mock-latency-ms", type=float, default=0.0, help="mock upstream delay")
@@ -97,12 +100,15 @@ async def _run_phases(
     args: argparse.Namespace, targets: list[Target], prompts: Prompts
 ) -> list[PhaseResult]:
     results: list[PhaseResult] = []
-    capacity: dict[str, float] = {}
-    for t in targets:
-        print(f"closed loop c={args.concurrency}: {t.name}", flush=True)
-        r = await closed_loop(t, prompts, args.concurrency, args.duration_s)
-        capacity[t.name] = r.rps
-        results.append(r)
+    runs: dict[str, list[float]] = {t.name: [] for t in targets}
+    for n in range(args.rounds):  # alternate the order so drifting background load evens out
+        for t in targets if n % 2 == 0 else targets[::-1]:
+            print(f"closed loop c={args.concurrency} round {n + 1}: {t.name}", flush=True)
+            r = await closed_loop(t, prompts, args.concurrency, args.duration_s)
+            r.round = n + 1
+            runs[t.name].append(r.rps)
+            results.append(r)
+    capacity = {name: statistics.median(v) for name, v in runs.items()}
     for rate in (float(x) for x in args.rates.split(",") if x.strip()):
         for t in targets:
             if capacity[t.name] * args.max_load < rate:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def summarize(results: list[PhaseResult]) -> dict[str, Any]:
     """Closed-loop throughput, added latency per common rate, memory, and the issue's goal."""
     out: dict[str, Any] = {"throughput_rps": {}, "added_ms": {}, "peak_rss_mb": {}}
+    rounds: dict[str, list[float]] = {}
     for r in results:
         if r.mode == "closed":
-            out["throughput_rps"][r.target] = r.rps
+            rounds.setdefault(r.target, []).append(r.rps)
         for role, mb in r.peak_rss_mb.items():
             key = f"{r.target}/{role}"
             out["peak_rss_mb"][key] = max(out["peak_rss_mb"].get(key, 0.0), mb)
+    for target, values in rounds.items():
+        out["throughput_rps"][target] = round(statistics.median(values), 1)
+    out["throughput_rounds_rps"] = rounds
     for direct in _by(results, "direct", "open"):
         rate = direct.offered_rps
         row: dict[str, Any] = {}
@@ -87,7 +92,7 @@ def table(results: list[PhaseResult]) -> str:
     )
     lines = [head, "-" * len(head)]
     for r in results:
-        phase = f"closed c={r.concurrency}" if r.mode == "closed" else f"open {r.offered_rps:g}/s"
+        phase = f"closed #{r.round}" if r.mode == "closed" else f"open {r.offered_rps:g}/s"
         rss = r.peak_rss_mb.get("gateway", r.peak_rss_mb.get("upstream", float("nan")))
         cpu = r.cpu_ms_per_req.get("gateway", r.cpu_ms_per_req.get("upstream", float("nan")))
         lines.append(
@@ -140,6 +145,10 @@ def plot(results: list[PhaseResult], path: Path) -> bool:
     return True
 
 
+def _concurrency(results: list[PhaseResult]) -> str:
+    return ", ".join(sorted({str(r.concurrency) for r in results if r.mode == "closed"}))
+
+
 def markdown_section(payload: dict[str, Any], plot_path: Path, doc_path: Path) -> str:
     """The generated part of ``docs/performance-gateways.md``."""
     env, summary = payload["environment"], payload["summary"]
@@ -155,20 +164,25 @@ def markdown_section(payload: dict[str, Any], plot_path: Path, doc_path: Path) -
         env["command"],
         "```",
         "",
-        "| target | closed-loop rps | peak RSS MiB | CPU ms/req |",
+        f"| target | closed-loop rps (median; each round), {_concurrency(results)} clients | "
+        "peak RSS MiB | CPU ms/req |",
         "|---|---:|---:|---:|",
     ]
-    for r in (x for x in results if x.mode == "closed"):
-        role = "upstream" if r.target == "direct" else "gateway"
+    closed = [x for x in results if x.mode == "closed"]
+    for name, values in summary["throughput_rounds_rps"].items():
+        mine = [x for x in closed if x.target == name]
+        role = "upstream" if name == "direct" else "gateway"
+        rss = max(x.peak_rss_mb.get(role, 0.0) for x in mine)
+        cpu = statistics.median(x.cpu_ms_per_req.get(role, 0.0) for x in mine)
         extra = ""
-        if "redis" in r.peak_rss_mb:
-            extra = (
-                f" (+ Redis {r.peak_rss_mb['redis']:.0f} MiB, "
-                f"{r.cpu_ms_per_req.get('redis', 0):.2f} ms/req)"
-            )
+        if any("redis" in x.peak_rss_mb for x in mine):
+            redis_rss = max(x.peak_rss_mb.get("redis", 0.0) for x in mine)
+            redis_cpu = statistics.median(x.cpu_ms_per_req.get("redis", 0.0) for x in mine)
+            extra = f" (+ Redis {redis_rss:.0f} MiB, {redis_cpu:.2f} ms/req)"
+        each = ", ".join(f"{v:,.0f}" for v in values)
         lines.append(
-            f"| {r.target} | {r.rps:,.0f} | {r.peak_rss_mb.get(role, 0):.0f}{extra} | "
-            f"{r.cpu_ms_per_req.get(role, 0):.2f} |"
+            f"| {name} | **{summary['throughput_rps'][name]:,.0f}** ({each}) | {rss:.0f}{extra} | "
+            f"{cpu:.2f} |"
         )
     lines += [
         "",

@@ -69,6 +69,8 @@ class PhaseResult:
     """Largest resident memory seen during the phase, per process tree role, in MiB."""
     cpu_ms_per_req: dict[str, float] = field(default_factory=dict)
     """CPU time (user + system) per successful request, per process tree role, in ms."""
+    round: int = 0
+    """Which repetition of the phase this is (closed loops run ``--rounds`` times)."""
 
 
 def percentile(values: list[float], q: float) -> float:
