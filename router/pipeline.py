@@ -236,7 +236,10 @@ def _replay(
     outcome.times.planned = outcome.times.routed = outcome.times.admitted = now
     outcome.cache_status = hit.header
     outcome.headers[RESULT_HEADER] = hit.header
-    outcome.cost_usd = 0.0  # the ledger row carries no usage: a hit is not billed
+    outcome.cost_usd = 0.0  # a hit is not billed
+    # ...but its ledger row keeps the cached answer's usage, so that its counterfactual is
+    # the cost the cache saved (reports split savings into routing and cache by it).
+    outcome.usage = hit.entry.usage
     if not req.stream:
         outcome.completion = hit_completion(hit)
         record(services, req, outcome, None)

@@ -40,7 +40,8 @@ async def chat_completions(request: Request) -> Response:
     policy = loaded.policy
     rid = request_id(request)
     bind_request(rid, loaded.hash)  # every log line of this request carries both
-    base_headers = {"x-request-id": rid, "x-router-policy": loaded.hash}
+    # errors are never served from the cache, so they are misses too
+    base_headers = {"x-request-id": rid, "x-router-policy": loaded.hash, "x-router-cache": "miss"}
     started = time.perf_counter()
     try:
         principal = await services.auth.authenticate(

@@ -187,9 +187,9 @@ def _observe(
         obs.drift.observe(c.score, c.source)
     usage = outcome.usage
     if usage is not None:
-        if usage.prompt_tokens:
+        if usage.prompt_tokens and not hit:  # a hit's usage was served, not consumed
             m.tokens.get(team, model, "prompt").inc(usage.prompt_tokens)
-        if usage.completion_tokens:
+        if usage.completion_tokens and not hit:
             m.tokens.get(team, model, "completion").inc(usage.completion_tokens)
         cost = outcome.cost_usd or 0.0
         if cost:

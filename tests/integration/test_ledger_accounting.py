@@ -209,6 +209,7 @@ def run_accounting(tmp_path: Path, n: int, n_gateways: int, workers: int) -> Non
             elif not usage:  # a cache hit: recorded once, not billed
                 assert rec.status == 200 and rec.cache in ("exact", "semantic"), rec
                 assert rec.cost_usd == 0.0
+                assert rec.counterfactual_usd > 0  # what the cache saved
                 hits += 1
                 continue
             else:
