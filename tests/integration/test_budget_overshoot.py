@@ -154,6 +154,10 @@ def test_no_overshoot_two_gateways_one_killed(tmp_path: Path) -> None:
 def test_no_overshoot_500_concurrent(
     tmp_path: Path, kill: bool, request: pytest.FixtureRequest
 ) -> None:
-    """The issue's goal: 500 concurrent requests, budget for about 50, repeated runs."""
+    """The issue's goal: 500 concurrent requests, budget for about 50, repeated runs.
+
+    Gated (``-m slow`` or ``ROUTER_SLOW_TESTS=1``): on a loaded 2-core machine some of the 500
+    requests can get the fail-closed 503 when the budget store answers too slowly.
+    """
     skip_unless_slow_selected(request)
     run_burst(tmp_path, n=500, covers=50, kill=kill, ttl_s=30.0)
