@@ -125,9 +125,10 @@ class FeedbackStore:
             return
         pipe = self.redis.pipeline(transaction=False)
         for e in batch:
+            # One small command per entry (a JSON string with its TTL), not HSET + EXPIRE:
+            # this runs for every request, and redis-py's per-argument cost adds up.
             key = request_key(e.tenant, e.request_id)
-            pipe.hset(key, mapping=e.fields)
-            pipe.expire(key, e.ttl_s)
+            pipe.set(key, orjson.dumps(e.fields), ex=e.ttl_s)
         try:
             await pipe.execute()
             self.indexed += len(batch)
@@ -141,8 +142,11 @@ class FeedbackStore:
             raise FeedbackUnavailable("the feedback store (Redis) is unavailable")
         if any(e.request_id == request_id and e.tenant == tenant for e in self._pending):
             await self.flush()
-        found: dict[str, str] = await self.redis.hgetall(request_key(tenant, request_id))
-        return found or None
+        raw = await self.redis.get(request_key(tenant, request_id))
+        if not raw:
+            return None
+        found: dict[str, str] = orjson.loads(raw)
+        return found
 
     async def put(
         self, tenant: str, facts: dict[str, str], feedback: Feedback, ttl_s: int
