@@ -27,6 +27,8 @@ def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
     """The request body sent upstream: the client's fields as sent, the target's model name,
     and, for streams, a request for the usage chunk (the gateway always bills from it)."""
     body = dict(req.raw_body())
+    if target.extra_body:
+        body.update(target.extra_body)
     body["model"] = target.wire_model
     if req.stream:
         opts = dict(body.get("stream_options") or {})

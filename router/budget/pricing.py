@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from router.backends.base import Usage
+from router.backends.local_cost import local_price
 from router.policy.schema import ModelSpec, Price
 
 
@@ -21,8 +22,16 @@ def cost_usd(price: Price | None, usage: Usage | None) -> float:
 
 
 def model_cost_usd(model: ModelSpec, usage: Usage | None) -> float:
-    """The cost of ``usage`` on ``model`` at its policy price."""
-    return cost_usd(model.price, usage)
+    """The cost of ``usage`` on ``model`` at its policy price.
+
+    A local model without a ``price`` is billed at the price derived from its
+    ``local.gpu_usd_per_hour`` and its configured throughput (docs/local-models.md), so reports
+    show what local inference really costs; with neither, it is free.
+    """
+    price = model.price
+    if price is None and model.backend == "local":
+        price = local_price(model)
+    return cost_usd(price, usage)
 
 
 def bundled_price(model_name: str) -> dict[str, float] | None:

@@ -79,6 +79,9 @@ class ModelSpec(Strict):
     timeouts: Timeouts | None = None
     fallbacks: tuple[str, ...] = ()
     headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Fields added to every request body sent to this model (``openai_compat``), overriding
+    the client's: e.g. llama.cpp's ``cache_prompt: true`` or Ollama's ``options``."""
     local: LocalModelSettings | None = None
 
     @property

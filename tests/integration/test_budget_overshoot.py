@@ -96,7 +96,10 @@ def run_burst(tmp_path: Path, n: int, covers: int, kill: bool, ttl_s: float = 8.
             burst_s = time.monotonic() - started
             ok = [u for s, u in results if s == 200 and u is not None]
             statuses = {s for s, _ in results}
-            assert statuses <= {200, 429, 0}, statuses
+            # 503: the policy is fail_closed, and a budget store that answers too slowly under
+            # a 500-request burst on 2 cores counts as unreachable. Refusing is correct; the
+            # property under test is that recorded spend never exceeds the budget.
+            assert statuses <= {200, 429, 503, 0}, statuses
             observed = sum(
                 cost_usd("mock-hosted", u["prompt_tokens"], u["completion_tokens"]) for u in ok
             )
@@ -150,14 +153,15 @@ def test_no_overshoot_two_gateways_one_killed(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("kill", [False, False, True], ids=["run1", "run2", "killed"])
+@pytest.mark.parametrize("kill", [True, False, False], ids=["killed", "run2", "run3"])
 def test_no_overshoot_500_concurrent(
     tmp_path: Path, kill: bool, request: pytest.FixtureRequest
 ) -> None:
-    """The issue's goal: 500 concurrent requests, budget for about 50, repeated runs.
+    """The issue's goal: 500 concurrent requests over 2 gateways, budget for about 50.
 
-    Gated (``-m slow`` or ``ROUTER_SLOW_TESTS=1``): on a loaded 2-core machine some of the 500
-    requests can get the fail-closed 503 when the budget store answers too slowly.
+    The run with a gateway killed mid-burst executes in every CI run; the repeats run with
+    ``-m slow`` or ``ROUTER_SLOW_TESTS=1``.
     """
-    skip_unless_slow_selected(request)
+    if not kill:
+        skip_unless_slow_selected(request)
     run_burst(tmp_path, n=500, covers=50, kill=kill, ttl_s=30.0)
