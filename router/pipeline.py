@@ -43,10 +43,11 @@ from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
 from router.guard.stage import guard_request
 from router.ledger.account import account, bill_after_disconnect
-from router.ledger.drain import UpstreamReader
+from router.ledger.drain import UpstreamReader, estimated_usage
 from router.observability.hub import on_record
 from router.observability.stages import StageTimes
 from router.policy.load import LoadedPolicy
+from router.route.capabilities import estimate_prompt_tokens
 from router.route.decision import Plan, RouteDecision, decide, plan_request
 from router.route.share import share_thresholds
 
@@ -302,8 +303,15 @@ async def _relay(
             # The client left mid-stream: bill from the upstream's usage once it has finished.
             bill_after_disconnect(services, req, outcome, rest, answered, record)
         else:
-            if failure is None and outcome.usage is None:
-                outcome.error_code = "no_usage"
+            if outcome.usage is None:
+                # The upstream failed mid-stream or never sent usage. It still bills the prompt
+                # and what it generated, so the ledger and the budget get an estimate (flagged
+                # ``estimated``), not $0.
+                reader = rest if isinstance(rest, UpstreamReader) else None
+                outcome.usage = estimated_usage(estimate_prompt_tokens(req), reader, 0)
+                outcome.cost_usd = model_cost_usd(answered, outcome.usage)
+                if failure is None:
+                    outcome.error_code = "no_usage"
             record(services, req, outcome, failure)
             aclose = getattr(rest, "aclose", None)
             if aclose is not None:

@@ -1,16 +1,18 @@
 """A micro-batcher: concurrent requests share one model call, run in a worker thread.
 
 ``await batcher.submit(item)`` queues an item and waits for its result. One worker thread takes
-the first queued item, drains whatever else is already waiting, then waits at most
-``max_wait_s`` for more (up to ``max_batch``) before calling ``fn`` on the batch. Under load the
-batches fill by themselves while the previous call runs; at low load an item waits at most
-``max_wait_s``. The event loop only enqueues and resolves futures: model work never runs on it.
+the first queued item, drains whatever else is already waiting, then, if requests have recently
+been arriving less than ``max_wait_s`` apart, waits at most ``max_wait_s`` for more (up to
+``max_batch``) before calling ``fn`` on the batch. Under load the batches fill by themselves while
+the previous call runs; a lone request on an idle batcher does not wait at all. The event loop
+only enqueues and resolves futures: model work never runs on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
 import time
@@ -33,6 +35,32 @@ class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
     loop: asyncio.AbstractEventLoop
+    submitted_s: float
+    """``time.perf_counter()`` when queued."""
+
+
+class ArrivalGap:
+    """Exponentially weighted mean gap between submissions, in seconds (``inf`` until two)."""
+
+    def __init__(self, weight: float = 0.2) -> None:
+        """``weight`` is the share of each new gap in the mean."""
+        self._weight = weight
+        self._last_s: float | None = None
+        self.mean_s = math.inf
+
+    def observe(self, submitted_s: float) -> None:
+        """Record one submission time (``time.perf_counter()`` seconds, in order)."""
+        if self._last_s is not None:
+            gap = max(0.0, submitted_s - self._last_s)
+            if math.isinf(self.mean_s):
+                self.mean_s = gap
+            else:
+                self.mean_s += self._weight * (gap - self.mean_s)
+        self._last_s = submitted_s
+
+    def expects_more_within(self, window_s: float) -> bool:
+        """Whether another submission is likely within ``window_s`` (worth waiting for)."""
+        return self.mean_s <= window_s
 
 
 def _resolve(fut: asyncio.Future[R], value: R) -> None:
@@ -47,11 +75,13 @@ def _fail(fut: asyncio.Future[R], exc: BaseException) -> None:
 
 @dataclass(frozen=True, slots=True)
 class BatchStats:
-    """Counters since start: calls of ``fn``, items processed, and the largest batch."""
+    """Counters since start: calls of ``fn``, items processed, the largest batch, and how many
+    batches waited for more items before running."""
 
     batches: int
     items: int
     largest: int
+    waited: int
 
 
 class MicroBatcher(Generic[T, R]):
@@ -75,13 +105,15 @@ class MicroBatcher(Generic[T, R]):
         self._batches = 0
         self._items = 0
         self._largest = 0
+        self._waited = 0
+        self._gap = ArrivalGap()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     @property
     def stats(self) -> BatchStats:
         """How the batches have come out so far."""
-        return BatchStats(self._batches, self._items, self._largest)
+        return BatchStats(self._batches, self._items, self._largest, self._waited)
 
     async def submit(self, item: T) -> R:
         """Queue ``item`` and wait for its result (raises what ``fn`` raised)."""
@@ -89,20 +121,25 @@ class MicroBatcher(Generic[T, R]):
             raise BatcherClosed("the batcher is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
-        self._queue.put(_Pending(item, fut, loop))
+        self._queue.put(_Pending(item, fut, loop, time.perf_counter()))
         return await fut
 
     def _collect(self, first: _Pending[T, R]) -> tuple[list[_Pending[T, R]], bool]:
+        self._gap.observe(first.submitted_s)
         batch = [first]
         stop = False
         deadline = time.perf_counter() + self.max_wait_s
+        waited = False
         while len(batch) < self.max_batch:
             try:
                 nxt = self._queue.get_nowait()
             except queue.Empty:
+                # Waiting only pays when another request is due within the window; at low load
+                # it would add max_wait_s to every request for nothing.
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0:
+                if remaining <= 0 or not self._gap.expects_more_within(self.max_wait_s):
                     break
+                waited = True
                 try:
                     nxt = self._queue.get(timeout=remaining)
                 except queue.Empty:
@@ -110,7 +147,9 @@ class MicroBatcher(Generic[T, R]):
             if nxt is None:
                 stop = True
                 break
+            self._gap.observe(nxt.submitted_s)
             batch.append(nxt)
+        self._waited += waited
         return batch, stop
 
     def _run(self) -> None:

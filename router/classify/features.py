@@ -18,9 +18,14 @@ import numpy.typing as npt
 from router.classify.inputs import PromptText
 
 CODE_FENCE = re.compile(r"```")
+# Every pattern below runs on untrusted text of any length, so none may backtrack
+# quadratically: a line-start match may not skip newlines (``[ \t]*``, not ``\s*``), an
+# end-of-line match is anchored at a line start (an unanchored ``.*[;{}]\s*$`` is retried at every
+# offset of a long line: 2.7 s for one 20 kB line), and "first ... then" looks at most 300
+# characters ahead. tests/unit/test_classify_features.py times them on adversarial input.
 CODE_LINE = re.compile(
-    r"^\s*(def |class |import |from \S+ import|#include|public |private |fn |func |let |const |"
-    r"var |SELECT |return |for \(|while \(|if \().*|.*[;{}]\s*$",
+    r"^(?:[ \t]*(?:def |class |import |from \S+ import|#include|public |private |fn |func |let |"
+    r"const |var |SELECT |return |for \(|while \(|if \().*|.*[;{}]\s*)$",
     re.MULTILINE,
 )
 CODE_WORDS = re.compile(
@@ -35,7 +40,7 @@ MATH = re.compile(
     re.IGNORECASE,
 )
 STEPS = re.compile(
-    r"(\bstep[- ]by[- ]step\b|\bfirst\b.*\bthen\b|\bfinally\b|^\s*(\d+[.)]|[-*•])\s+|"
+    r"(\bstep[- ]by[- ]step\b|\bfirst\b[^\n]{0,300}\bthen\b|\bfinally\b|^[ \t]*(\d+[.)]|[-*•])\s+|"
     r"\b(explain why|compare|contrast|analy[sz]e|trade-?offs?|design|evaluate|derive|plan)\b)",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -45,6 +50,19 @@ CONSTRAINTS = re.compile(
     re.IGNORECASE,
 )
 DIGIT = re.compile(r"\d")
+SCAN_CHARS = 32_768
+"""Pattern counts look at most this many characters (half from the head, half from the tail):
+the counts are log-compressed, so more text changes nothing, and a 4 MB body may not cost
+seconds. The longest training prompt is 4,868 characters."""
+
+
+def scan_window(text: str, max_chars: int = SCAN_CHARS) -> str:
+    """``text``, or its head and tail when longer than ``max_chars`` (what the patterns scan)."""
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    return text[:half] + "\n" + text[-half:]
+
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_tokens",
@@ -64,15 +82,15 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 def prompt_features(prompt: PromptText, user_tokens: int) -> npt.NDArray[np.float32]:
     """The feature vector of one prompt; ``user_tokens`` is its untruncated token count."""
-    text = prompt.user
+    text = scan_window(prompt.user)
     fences = len(CODE_FENCE.findall(text)) // 2
     code = fences * 3 + min(len(CODE_LINE.findall(text)), 20) + len(CODE_WORDS.findall(text))
-    n_chars = len(text)
-    digits = len(DIGIT.findall(text)) / n_chars if n_chars else 0.0
+    n_chars = len(prompt.user)
+    digits = len(DIGIT.findall(text)) / len(text) if text else 0.0
     values = (
         math.log1p(max(0, user_tokens)),
         math.log1p(n_chars),
-        math.log1p(text.count("\n")),
+        math.log1p(prompt.user.count("\n")),
         math.log1p(code),
         math.log1p(len(MATH.findall(text))),
         math.log1p(len(STEPS.findall(text))),

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 
 from router.api.protocol import ChatRequest
 from router.classify.base import Classification
+from router.classify.features import CODE_FENCE, CODE_LINE, CONSTRAINTS, STEPS, scan_window
 
-CODE_FENCE = re.compile(r"```")
-CODE_LINE = re.compile(
-    r"^\s*(def |class |import |from \S+ import|#include|public |private |fn |func |let |const |"
-    r"var |SELECT |return |for \(|while \(|if \().*|.*[;{}]\s*$",
-    re.MULTILINE,
-)
 CODE_WORDS = re.compile(
     r"\b(function|algorithm|implement|refactor|debug|compile|regex|sql|python|javascript|"
     r"typescript|rust|golang|java|c\+\+|api|recursion|complexity|big-o|stack trace|segfault)\b",
@@ -31,16 +26,6 @@ MATH = re.compile(
     r"(\\frac|\\sum|\\int|\\sqrt|\$[^$]+\$|\b\d+\s*[-+*/^=]\s*\d+|\b[a-z]\s*[=<>]\s*\d|"
     r"\b(prove|proof|integral|derivative|theorem|lemma|equation|probability|matrix|eigen\w*|"
     r"solve for|polynomial|optimi[sz]e|logarithm|modulo|combinatoric\w*)\b)",
-    re.IGNORECASE,
-)
-STEPS = re.compile(
-    r"(\bstep[- ]by[- ]step\b|\bfirst\b.*\bthen\b|\bfinally\b|^\s*(\d+[.)]|[-*•])\s+|"
-    r"\b(explain why|compare|contrast|analy[sz]e|trade-?offs?|design|evaluate|derive|plan)\b)",
-    re.IGNORECASE | re.MULTILINE,
-)
-CONSTRAINTS = re.compile(
-    r"\b(must|should|exactly|at least|at most|no more than|without|ensure|only|never|always|"
-    r"within|limit|constraint|requirement|format)\b",
     re.IGNORECASE,
 )
 
@@ -61,15 +46,16 @@ class HeuristicFeatures:
 
 def extract_features(req: ChatRequest) -> HeuristicFeatures:
     """Count the heuristic's signals in ``req``."""
-    text = req.last_user_text()
+    full = req.last_user_text()
+    text = scan_window(full)
     fences = len(CODE_FENCE.findall(text)) // 2
     return HeuristicFeatures(
-        tokens=max(1, len(text) // 4),
+        tokens=max(1, len(full) // 4),
         code=fences * 3 + min(len(CODE_LINE.findall(text)), 10) + len(CODE_WORDS.findall(text)),
         math=len(MATH.findall(text)),
         steps=len(STEPS.findall(text)),
         constraints=len(CONSTRAINTS.findall(text)),
-        questions=text.count("?"),
+        questions=full.count("?"),
         turns=sum(1 for m in req.messages if m.role in ("user", "assistant")),
     )
 

@@ -13,11 +13,12 @@ import pytest
 import redis.asyncio as aredis
 
 from router.app import create_app
-from router.budget.reserve import Budgets
+from router.budget.reserve import Budgets, BudgetScope
 from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.settings import Settings
+from router.testing.mock_config import MockConfig
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import cost_usd, write_policy
 
@@ -28,9 +29,13 @@ HOSTED = {"model": "auto", "messages": MSG, "max_tokens": 100}
 
 @asynccontextmanager
 async def gateway(
-    tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, **policy: object
+    tmp_path: Path,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    mock: MockConfig | None = None,
+    **policy: object,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_mock() as mock_url:
+    async with running_mock(mock) as mock_url:
         monkeypatch.setenv("MOCK_UPSTREAM_URL", mock_url)
         path = write_policy(tmp_path, hosted_upstream="mock-tokens-30", **policy)
         settings = Settings(policy_path=path, redis_url=redis_url, access_log=False)
@@ -89,6 +94,29 @@ async def test_downgrade_sends_the_request_to_the_local_tier(
     assert rec.model == "mock-local"
     expected = cost_usd("mock-local", usage["prompt_tokens"], usage["completion_tokens"])
     assert abs(rec.cost_usd - expected) < 1e-9
+
+
+async def test_a_stream_the_upstream_cuts_is_billed_an_estimate_not_zero(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The provider bills the prompt and the tokens it generated before failing.
+    secret, key = await RedisKeyStore(redis_client).create("t", budget_usd=1.0)
+    cut = MockConfig(stream_cut_after=3, stream_cut_mode="error")
+    async with gateway(tmp_path, redis_server, monkeypatch, mock=cut) as c:
+        r = await c.post(
+            "/v1/chat/completions", json={**HOSTED, "stream": True}, headers=_auth(secret)
+        )
+        assert '"stream_interrupted"' in r.text and r.text.endswith("data: [DONE]\n\n")
+    (rec,) = await _records(redis_client, 1)
+    assert rec.estimated and rec.status == 502 and rec.error == "stream_interrupted"
+    assert rec.prompt_tokens > 0 and rec.completion_tokens >= 2
+    assert rec.cost_usd == pytest.approx(
+        cost_usd(rec.model, rec.prompt_tokens, rec.completion_tokens)
+    )
+    assert rec.cost_usd > 0
+    scope = BudgetScope(f"k:{key.id}", "key", 1.0, key.window)
+    spent, reserved = await Budgets(redis_client).spent_usd(scope)
+    assert spent == pytest.approx(rec.cost_usd, abs=1e-9) and reserved == 0
 
 
 async def test_rate_limit_headers_and_retry_after(
