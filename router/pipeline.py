@@ -23,7 +23,7 @@ from router.backends.calls import (
     complete_with_fallbacks,
     open_stream_with_fallbacks,
 )
-from router.budget.admission import admit_request, check_request
+from router.budget.admission import admit_cache_hit, admit_request, check_request
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
 from router.cache.entry import CacheHit
@@ -161,7 +161,7 @@ async def run_chat(
     if hit is None and cache is not None and classification is not None:
         hit = await cache.semantic(classification.embedding)  # stage 6, same embedding
     if hit is not None:
-        replayed = _replay(services, loaded, req, ctx, plan, classification, hit)
+        replayed = await _replay(services, loaded, req, ctx, plan, classification, hit)
         if guard is not None:  # a replayed answer says what the guard decided, too
             replayed.headers.update(guard.headers)
         return replayed
@@ -221,7 +221,7 @@ async def run_chat(
     return outcome
 
 
-def _replay(
+async def _replay(
     services: Services,
     loaded: LoadedPolicy,
     req: ChatRequest,
@@ -230,11 +230,16 @@ def _replay(
     classification: Classification | None,
     hit: CacheHit,
 ) -> ChatOutcome:
-    """Answer from the cache: no budget, no upstream, zero cost."""
+    """Answer from the cache: no budget, no upstream, zero cost; request-rate limits apply."""
     decision = hit_decision(loaded.policy, loaded.hash, plan, hit)
     outcome = ChatOutcome(ctx, loaded.hash, decision, classification, Attempts())
     now = time.perf_counter()
     outcome.times.planned = outcome.times.routed = outcome.times.admitted = now
+    try:
+        await admit_cache_hit(services, loaded, outcome)
+    except RouterError as exc:  # rate-limited: refused, not served from the cache
+        record(services, req, outcome, exc)
+        raise
     outcome.cache_status = hit.header
     outcome.headers[RESULT_HEADER] = hit.header
     outcome.cost_usd = 0.0  # a hit is not billed

@@ -146,6 +146,25 @@ async def admit(
         alert_soft_limit(settings, scope, outcome.ctx.request_id, spawn)
 
 
+async def admit_cache_hit(services: Services, loaded: LoadedPolicy, outcome: Outcome) -> None:
+    """Count a request the cache answers against its request-rate limits (``rpm``).
+
+    A hit costs nothing and uses no upstream tokens, so no budget is held and ``tpm`` is not
+    charged; but a key limited to N requests a minute gets N, cached or not. Raises
+    :class:`RateLimited` (or :class:`ServiceUnavailable` when the store is down, fail-closed).
+    """
+    key = await _key_of(services, outcome.ctx)
+    settings = loaded.policy.budgets
+    _, limits = scopes_for(settings, key, outcome.ctx.team)
+    limits = tuple(lim for lim in limits if lim.rpm)
+    if not limits:
+        return
+    hold = await services.budgets.reserve(settings, (), limits, 0.0, 0)
+    outcome.hold = hold
+    if hold is not None:
+        outcome.headers.update(hold.headers)
+
+
 def check_models(key: VirtualKey | None, req: ChatRequest) -> None:
     """Raise :class:`PermissionDenied` unless ``key`` may request ``req.model`` (a model name
     or a route alias; allowing a route allows every model behind it)."""

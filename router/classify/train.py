@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from router.classify.dataset import Outcomes, file_sha256, load_outcomes
 from router.classify.encoder import ENCODER_NAME, Encoder
-from router.classify.evaluate import evaluate_scores
+from router.classify.evaluate import evaluate_scores, write_plot
 from router.classify.features import FEATURE_NAMES, feature_matrix
 from router.classify.head import (
     METADATA_FILE,
@@ -111,7 +111,7 @@ def encode_outcomes(
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache,
-            emb=emb.astype(np.float16),
+            emb=emb,  # float32: a re-run from the cache gives the same head
             tokens=tokens,
             ids=np.asarray(data.ids, dtype=np.str_),
             max_tokens=np.asarray(encoder.max_tokens),
@@ -228,8 +228,13 @@ def train_model(
     config: TrainConfig | None = None,
     cache: Path | None = None,
     progress: Progress | None = None,
+    plots_dir: Path | None = None,
 ) -> dict[str, object]:
-    """Train on ``data_paths``, validate by held-out group, write ``out_dir``; returns metadata."""
+    """Train on ``data_paths``, validate by held-out group, write ``out_dir``; returns metadata.
+
+    ``plots_dir`` receives one ``classifier-heldout-<file>.html`` per data file: quality against
+    strong-call share for the held-out scores, beside the baselines.
+    """
     cfg = config or TrainConfig()
     parts = [load_outcomes([p], weak_model, strong_model) for p in data_paths]
     data = Outcomes(
@@ -258,7 +263,11 @@ def train_model(
     for i, path in enumerate(data_paths):
         rows = np.flatnonzero(file_index == i)
         sub = data.subset(rows)
-        validation[path.name] = evaluate_scores(sub, oof[rows], tokens[rows]).as_dict()
+        report = evaluate_scores(sub, oof[rows], tokens[rows])
+        validation[path.name] = report.as_dict()
+        if plots_dir is not None:
+            title = f"{path.name}: held-out quality vs strong share"
+            write_plot(plots_dir / f"classifier-heldout-{path.stem}.html", title, report)
     head = fit_head(emb[fit], feats[fit], design.gain[fit], design.weight[fit], cfg)
     head.save(out_dir)
     weights_hash = hashlib.sha256((out_dir / "head.npz").read_bytes()).hexdigest()
@@ -269,6 +278,8 @@ def train_model(
         "encoder": ENCODER_NAME,
         "encoder_max_tokens": encoder.max_tokens,
         "encoder_context_tokens": encoder.context_tokens,
+        "encoder_runtime": encoder.backend.name,
+        "embeddings_cache": cache.name if cache is not None else None,
         "weak_model": weak_model,
         "strong_model": strong_model,
         "features": list(FEATURE_NAMES),

@@ -23,7 +23,7 @@ from router.classify.head import LinearHead, read_metadata
 from router.classify.inputs import PromptText, prompt_from_messages
 from router.classify.settings import ClassifierSettings
 
-DEFAULT_MAX_TOKENS = 64
+DEFAULT_MAX_TOKENS = 48
 
 
 def shipped_model_dir() -> Path:

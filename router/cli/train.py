@@ -16,9 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK
 from router.classify.encoder import Encoder, EncoderUnavailable
 from router.classify.train import TrainConfig, train_model
+from router.classify.trained import DEFAULT_MAX_TOKENS
 from router.observability.feedback_rows import ledger_training_data
-
-DEFAULT_MAX_TOKENS = 64
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--structure-weight", type=float, default=TrainConfig().structure_weight)
     p.add_argument("--folds", type=int, default=TrainConfig().folds)
     p.add_argument("--embeddings-cache", type=Path, help=".npz of embeddings to reuse/write")
+    p.add_argument("--plots", type=Path, help="directory for held-out quality plots (HTML)")
     p.set_defaults(func=train_cmd)
 
 
@@ -84,6 +84,7 @@ def train_cmd(args: argparse.Namespace) -> int:
                 cfg,
                 cache=args.embeddings_cache,
                 progress=progress,
+                plots_dir=args.plots,
             )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -54,6 +54,14 @@ MAX_REQUEST_S = 3600
 """Longest a request may run between arrival (``ts``) and its record, in seconds."""
 
 
+def billed_tokens(record: LedgerRecord) -> int:
+    """The tokens ``record`` counts against ``tpm`` limits: none for a cache hit (no upstream
+    served them), else prompt plus completion."""
+    if record.cache in ("exact", "semantic"):
+        return 0
+    return record.prompt_tokens + record.completion_tokens
+
+
 class Ledger:
     """Writes ledger records and settles reservations; owns its background tasks."""
 
@@ -91,8 +99,7 @@ class Ledger:
         settle = None
         if hold is not None:
             hold.settled = True
-            tokens = record.prompt_tokens + record.completion_tokens
-            settle = self.budgets.settle_command(hold, record.cost_usd, tokens)
+            settle = self.budgets.settle_command(hold, record.cost_usd, billed_tokens(record))
         self._pending.append((record, settle))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -136,7 +143,7 @@ class Ledger:
     async def write(self, record: LedgerRecord, hold: Reservation | None) -> None:
         """Settle and append now; never raises (failures are counted and logged)."""
         settle = None
-        tokens = record.prompt_tokens + record.completion_tokens
+        tokens = billed_tokens(record)
         if hold is not None and not hold.settled:
             if hold.local or self.redis is None:
                 await self.budgets.settle(hold, record.cost_usd, tokens)

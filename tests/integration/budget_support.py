@@ -19,6 +19,7 @@ PRICES = {
     "mock-hosted-backup": (3.00, 15.00),
     "flaky": (1.00, 4.00),
     "slow": (0.50, 2.00),
+    "late": (0.50, 2.00),
 }
 """Pinned prices of the test policies, US dollars per million tokens (input, output)."""
 

@@ -140,6 +140,37 @@ async def test_rate_limit_headers_and_retry_after(
         assert "x-should-retry" not in third.headers
 
 
+async def test_cache_hits_count_against_rpm_but_not_budget_or_tpm(
+    tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, _ = await RedisKeyStore(redis_client).create("t", rpm=3, tpm=100_000)
+    same = {**HOSTED, "temperature": 0}
+    async with gateway(tmp_path, redis_server, monkeypatch) as c:
+        rs = [await c.post("/v1/chat/completions", json=same, headers=_auth(secret))]
+        await asyncio.sleep(0.5)  # the miss is stored in the background
+        for _ in range(3):
+            rs.append(await c.post("/v1/chat/completions", json=same, headers=_auth(secret)))
+    assert [r.status_code for r in rs] == [200, 200, 200, 429]
+    assert [r.headers.get("x-router-cache") for r in rs] == [
+        "miss",
+        "hit-exact",
+        "hit-exact",
+        "miss",
+    ]
+    assert rs[2].headers["x-ratelimit-remaining-requests"] == "0"
+    assert rs[3].json()["error"]["code"] == "rate_limit_requests"
+    recs = sorted(await _records(redis_client, 4), key=lambda x: x.ts)
+    assert [(x.cache, x.status) for x in recs] == [
+        ("miss", 200), ("exact", 200), ("exact", 200), ("miss", 429)
+    ]  # fmt: skip
+    assert sum(x.cost_usd for x in recs) == pytest.approx(recs[0].cost_usd)
+    # tpm: only the miss's tokens; the hits served theirs from the cache
+    used = int(rs[2].headers["x-ratelimit-limit-tokens"]) - int(
+        rs[2].headers["x-ratelimit-remaining-tokens"]
+    )
+    assert used == recs[0].prompt_tokens + recs[0].completion_tokens
+
+
 async def test_soft_limit_alert_posts_the_webhook_once(
     tmp_path: Path, redis_server: str, redis_client: aredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,11 @@ EXTRA_MODELS = f"""  - name: flaky
     price: {{input_usd_per_mtok: 1.0, output_usd_per_mtok: 4.0}}
     retry: {{attempts: 1}}
     fallbacks: [mock-hosted-backup]
+  - name: late
+    backend: openai_compat
+    upstream_model: mock-latency-600
+    endpoint: ${{MOCK_UPSTREAM_URL}}
+    price: {{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}}
   - name: slow
     backend: openai_compat
     upstream_model: {SLOW_UPSTREAM}
@@ -240,3 +245,42 @@ def test_exact_accounting_1000_mixed_requests(tmp_path: Path) -> None:
 def test_exact_accounting_10000_mixed_requests_two_gateways(tmp_path: Path) -> None:
     """The issue's size; it runs once in every CI run (about 3 minutes on 2 cores)."""
     run_accounting(tmp_path, n=10_000, n_gateways=2, workers=32)
+
+
+def test_a_client_that_leaves_before_the_first_byte_is_recorded_and_billed(
+    tmp_path: Path,
+) -> None:
+    # The upstream answers after 600 ms; the client gives up after 150 ms. The gateway still
+    # pays the upstream, so the request must be in the ledger and on the key's budget.
+    policy = write_policy(tmp_path, extra_models=EXTRA_MODELS)
+    with MockUpstreamProcess() as mock, own_redis(tmp_path) as redis_url:
+
+        async def make_key() -> str:
+            client = aredis.Redis.from_url(redis_url, decode_responses=True)
+            secret, _ = await RedisKeyStore(client).create("early", budget_usd=5)
+            await client.aclose()
+            return secret
+
+        secret = asyncio.run(make_key())
+        proc = gateway(policy, mock.url, redis_url, tmp_path / "gw.log").start()
+        try:
+            for i, stream in enumerate((False, True)):
+                body = {"model": "late", "messages": [{"role": "user", "content": f"q {i}"}]}
+                headers = {"authorization": f"Bearer {secret}", "x-request-id": f"early-{i}"}
+                with pytest.raises(httpx.ReadTimeout):
+                    httpx.post(
+                        proc.url + "/chat/completions",
+                        json={**body, "stream": stream},
+                        headers=headers,
+                        timeout=httpx.Timeout(5.0, read=0.15),
+                    )
+            records = asyncio.run(_records(redis_url, 2))
+            spent = asyncio.run(_key_spent(redis_url))
+        finally:
+            proc.stop()
+        assert sorted(r.request_id for r in records) == ["early-0", "early-1"]
+        for rec in records:
+            assert rec.model == "late" and rec.prompt_tokens > 0 and rec.completion_tokens > 0
+            expected = cost_usd("late", rec.prompt_tokens, rec.completion_tokens)
+            assert rec.cost_usd == pytest.approx(expected, abs=1e-9) and rec.cost_usd > 0
+        assert spent == pytest.approx(sum(r.cost_usd for r in records), abs=1e-9)
