@@ -16,7 +16,8 @@ class Classification:
     """The classifier's verdict on one request.
 
     ``score`` estimates P(the strong model is needed). ``embedding`` is the encoder's output
-    (L2-normalised, float32) when an encoder ran, so the semantic cache can reuse it.
+    (L2-normalised, float32) when an encoder ran over the whole last user turn, so the semantic
+    cache can reuse it; it is None for a turn longer than the encoder's token budget.
     """
 
     score: float

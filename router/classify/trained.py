@@ -42,6 +42,8 @@ class Scored:
 
     score: float
     embedding: npt.NDArray[np.float32]
+    whole: bool = True
+    """Whether the encoder saw the whole user turn (it was not cut to the token budget)."""
 
 
 class Scorer:
@@ -60,7 +62,12 @@ class Scorer:
         enc = self.encoder.encode(prompts)
         feats = feature_matrix(list(prompts), enc.user_tokens)
         scores = self.head.predict(enc.embeddings, feats)
-        return [Scored(float(s), e) for s, e in zip(scores, enc.embeddings, strict=True)]
+        enc_budget = self.encoder.max_tokens - 2  # [CLS] and [SEP]
+        ctx_budget = self.encoder.context_tokens + 1  # and the context's [SEP]
+        return [
+            Scored(float(s), e, int(n) <= enc_budget - (ctx_budget if p.context else 0))
+            for s, e, n, p in zip(scores, enc.embeddings, enc.user_tokens, prompts, strict=True)
+        ]
 
     @classmethod
     def load(cls, settings: ClassifierSettings) -> Scorer:
@@ -115,7 +122,9 @@ class TrainedClassifier:
             score=out.score,
             source=self.source,
             latency_s=time.perf_counter() - t0,
-            embedding=out.embedding,
+            # An embedding of the head and tail of a longer prompt would make two prompts that
+            # differ only in the middle look identical to the semantic cache.
+            embedding=out.embedding if out.whole else None,
         )
 
     async def aclose(self) -> None:

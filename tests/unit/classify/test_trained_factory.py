@@ -75,6 +75,23 @@ async def test_chat_context_is_part_of_the_input(scorer: Scorer) -> None:
     assert not np.allclose(plain.embedding, with_ctx.embedding)
 
 
+async def test_a_prompt_cut_to_the_budget_gives_the_cache_no_embedding(scorer: Scorer) -> None:
+    # Head and tail of a longer turn embed the same whatever the middle says: the semantic
+    # cache must not match on that partial view, so it gets no embedding (the score stays).
+    budget = scorer.encoder.max_tokens
+    short = "hello " * 3
+    long = "x " * (budget * 3)
+    clf = TrainedClassifier(scorer, max_batch=8, max_wait_s=0.0)
+    try:
+        got_short, got_long = await clf.classify(_req(short)), await clf.classify(_req(long))
+    finally:
+        await clf.aclose()
+    assert got_short.embedding is not None
+    assert got_long.embedding is None and 0.0 <= got_long.score <= 1.0
+    scored = scorer.score_prompts([prompt_from_request(_req(t)) for t in (short, long)])
+    assert [s.whole for s in scored] == [True, False]
+
+
 def test_settings_default_to_trained() -> None:
     s = ClassifierSettings()
     assert s.kind == "trained"
