@@ -175,6 +175,11 @@ class Ledger:
         """One round trip: the settle script (if any) and the ledger script, pipelined."""
         assert self.redis is not None
         keys, args = self._append_call(record)
+        if isinstance(self.redis, RedisCluster):  # its pipelines refuse EVALSHA; keys share a slot
+            if settle is not None:
+                await self.budgets.eval_script("settle", *settle)
+            await self.budgets.eval_script("ledger", APPEND, keys, args)
+            return
         pipe = self.redis.pipeline(transaction=False)
         if settle is not None:
             source, skeys, sargs = settle
