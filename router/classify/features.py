@@ -28,26 +28,25 @@ CODE_LINE = re.compile(
     r"const |var |SELECT |return |for \(|while \(|if \().*|.*[;{}]\s*)$",
     re.MULTILINE,
 )
+# The word patterns below are lower-case and run on ``text.lower()``: re's IGNORECASE matching is
+# about twice as slow, and on a 256-token prompt these patterns were 1 ms of the classifier's 12.
 CODE_WORDS = re.compile(
     r"\b(function|algorithm|implement|refactor|debug|compile|regex|sql|python|javascript|"
     r"typescript|rust|golang|java|c\+\+|api|recursion|complexity|script|code|program)\b",
-    re.IGNORECASE,
 )
 MATH = re.compile(
     r"(\\frac|\\sum|\\int|\\sqrt|\$[^$\n]+\$|\b\d+\s*[-+*/^=]\s*\d+|\b[a-z]\s*[=<>]\s*\d|"
     r"\b(prove|proof|integral|derivative|theorem|lemma|equation|probability|matrix|eigen\w*|"
     r"solve|polynomial|optimi[sz]e|logarithm|modulo|combinatoric\w*|calculate|compute)\b)",
-    re.IGNORECASE,
 )
 STEPS = re.compile(
     r"(\bstep[- ]by[- ]step\b|\bfirst\b[^\n]{0,300}\bthen\b|\bfinally\b|^[ \t]*(\d+[.)]|[-*•])\s+|"
     r"\b(explain why|compare|contrast|analy[sz]e|trade-?offs?|design|evaluate|derive|plan)\b)",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,
 )
 CONSTRAINTS = re.compile(
     r"\b(must|should|exactly|at least|at most|no more than|without|ensure|only|never|always|"
     r"within|limit|constraint|requirement|format)\b",
-    re.IGNORECASE,
 )
 DIGIT = re.compile(r"\d")
 SCAN_CHARS = 32_768
@@ -83,8 +82,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 def prompt_features(prompt: PromptText, user_tokens: int) -> npt.NDArray[np.float32]:
     """The feature vector of one prompt; ``user_tokens`` is its untruncated token count."""
     text = scan_window(prompt.user)
+    low = text.lower()
     fences = len(CODE_FENCE.findall(text)) // 2
-    code = fences * 3 + min(len(CODE_LINE.findall(text)), 20) + len(CODE_WORDS.findall(text))
+    code = fences * 3 + min(len(CODE_LINE.findall(text)), 20) + len(CODE_WORDS.findall(low))
     n_chars = len(prompt.user)
     digits = len(DIGIT.findall(text)) / len(text) if text else 0.0
     values = (
@@ -92,9 +92,9 @@ def prompt_features(prompt: PromptText, user_tokens: int) -> npt.NDArray[np.floa
         math.log1p(n_chars),
         math.log1p(prompt.user.count("\n")),
         math.log1p(code),
-        math.log1p(len(MATH.findall(text))),
-        math.log1p(len(STEPS.findall(text))),
-        math.log1p(len(CONSTRAINTS.findall(text))),
+        math.log1p(len(MATH.findall(low))),
+        math.log1p(len(STEPS.findall(low))),
+        math.log1p(len(CONSTRAINTS.findall(low))),
         math.log1p(text.count("?")),
         digits,
         math.log1p(max(0, prompt.turns - 1)),

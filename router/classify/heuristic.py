@@ -48,13 +48,14 @@ def extract_features(req: ChatRequest) -> HeuristicFeatures:
     """Count the heuristic's signals in ``req``."""
     full = req.last_user_text()
     text = scan_window(full)
+    low = text.lower()  # the shared word patterns are lower-case (router.classify.features)
     fences = len(CODE_FENCE.findall(text)) // 2
     return HeuristicFeatures(
         tokens=max(1, len(full) // 4),
         code=fences * 3 + min(len(CODE_LINE.findall(text)), 10) + len(CODE_WORDS.findall(text)),
         math=len(MATH.findall(text)),
-        steps=len(STEPS.findall(text)),
-        constraints=len(CONSTRAINTS.findall(text)),
+        steps=len(STEPS.findall(low)),
+        constraints=len(CONSTRAINTS.findall(low)),
         questions=full.count("?"),
         turns=sum(1 for m in req.messages if m.role in ("user", "assistant")),
     )

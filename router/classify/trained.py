@@ -130,3 +130,4 @@ class TrainedClassifier:
     async def aclose(self) -> None:
         """Stop the worker thread."""
         await self._batcher.aclose()
+        self.scorer.encoder.close()

@@ -51,7 +51,7 @@ def test_code_lines_match_the_line_by_line_reading(text: str) -> None:
 
 
 def test_steps_count_first_then_within_a_sentence_and_lists() -> None:
-    assert len(STEPS.findall("First boil the water, then add the rice.")) == 1
+    assert len(STEPS.findall("First boil the water, then add the rice.".lower())) == 1
     assert len(STEPS.findall("1. mix\n2. bake\n- serve")) == 3
     far = "first " + "x" * 400 + " then"
     assert STEPS.findall(far) == []
@@ -102,3 +102,9 @@ def test_hostile_text_is_scored_without_stalling(text: str) -> None:
         {"model": "auto", "messages": [{"role": "user", "content": text}]}
     )
     assert extract_features(req).tokens == len(text) // 4
+
+
+def test_word_patterns_ignore_case() -> None:
+    lower = PromptText(user="prove the theorem, then compute it. you must use python code.")
+    upper = PromptText(user=lower.user.upper())
+    np.testing.assert_array_equal(prompt_features(lower, 12), prompt_features(upper, 12))

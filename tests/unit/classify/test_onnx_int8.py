@@ -53,14 +53,30 @@ def test_onnx_runtime_embeds_like_torch(tiny_bert_dir: Path, data_dir: Path) -> 
     assert float((a * b).sum(axis=1).min()) > 0.95
 
 
-def test_a_prompt_embeds_the_same_alone_and_in_a_batch(tiny_bert_dir: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_prompt_embeds_the_same_alone_and_in_a_batch(
+    tiny_bert_dir: Path, data_dir: Path, threads: int
+) -> None:
     # Dynamic quantisation scales activations per call: rows sharing a call would move each
-    # other. Each row runs alone, so a score never depends on its batch-mates.
-    enc = Encoder.load(model_dir=tiny_bert_dir, runtime="onnx", max_tokens=16, threads=1)
-    prompts = [PromptText(user=t) for t in TEXTS]
+    # other. Each row runs alone, so a score never depends on its batch-mates. With 2 threads a
+    # batch's rows run side by side on a single-threaded session, a lone row on a 2-thread one:
+    # both must give the same bits.
+    enc = Encoder.load(model_dir=tiny_bert_dir, runtime="onnx", max_tokens=16, threads=threads)
+    prompts = [PromptText(user=t) for t in TEXTS * 3]
     batch = enc.encode(prompts).embeddings
     alone = np.concatenate([enc.encode([p]).embeddings for p in prompts])
     np.testing.assert_array_equal(batch, alone)
+    enc.close()
+    enc.close()  # idempotent
+
+
+def test_the_build_fuses_attention(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    # Fusion is what makes a short call fast; a transformers release that changes the exported
+    # attention pattern would silently undo it.
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(ensure_built(tiny_bert_dir, tmp_path))).graph.node}
+    assert "QAttention" in ops and "SkipLayerNormalization" in ops
 
 
 def test_a_failed_build_of_a_custom_encoder_is_unavailable(
