@@ -42,7 +42,7 @@ from router.classify.encoder import (
     ort_session,
 )
 from router.classify.inputs import PromptText
-from router.classify.onnx_int8 import build, fuse, warnings_quiet
+from router.classify.onnx_int8 import build, export_fp32, fuse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "router"
 
@@ -58,39 +58,6 @@ def token_rows(prompts: Sequence[PromptText], max_tokens: int) -> list[list[int]
     """Encoder inputs exactly as the gateway cuts them."""
     enc = Encoder.load(device="cpu", runtime="torch", max_tokens=max_tokens, threads=1)
     return enc.token_ids(prompts)[0]
-
-
-def export_fp32(model_dir: Path, out: Path, attn: str) -> Any:
-    """Export the packaged weights to ``out`` with ``attn`` attention; returns the config."""
-    import torch
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(
-        str(model_dir), local_files_only=True, attn_implementation=attn
-    ).eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    sample = torch.ones(1, 8, dtype=torch.long)
-    axes = {0: "batch", 1: "seq"}
-    with torch.inference_mode(), warnings_quiet():
-        torch.onnx.export(
-            LastHidden(),
-            (sample, sample),
-            str(out),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={n: axes for n in ("input_ids", "attention_mask", "last_hidden_state")},
-            opset_version=17,
-            dynamo=False,
-        )
-    return model.config
 
 
 def build_variants(out: Path, data: Path, max_tokens: int) -> None:

@@ -57,63 +57,71 @@ def cached_path(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir / f"minilm-l6-int8-{source_key(model_dir)}.onnx"
 
 
-def build(model_dir: Path, out_path: Path) -> Path:
-    """Export ``model_dir`` (a BERT encoder) to ONNX and quantise it to ``out_path``.
+def export_fp32(model_dir: Path, out: Path, attn: str = "eager") -> Any:
+    """Export ``model_dir`` (a BERT encoder) to an fp32 ONNX graph at ``out`` with transformers'
+    ``attn`` attention (``eager``: the pattern :func:`fuse` recognises); returns its config.
 
-    Blocking, a few seconds for MiniLM. Written to a temporary file first, then renamed, so a
-    concurrent reader never sees half a model. Raises :class:`BuildFailed`.
+    Inputs ``input_ids`` and ``attention_mask``, output ``last_hidden_state``, batch and sequence
+    dimensions dynamic. Raises ImportError without torch/transformers, or the exporter's errors.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic  # type: ignore[import-untyped]
-        from transformers import AutoModel
-    except ImportError as exc:
-        raise BuildFailed(f"cannot build the int8 encoder: {exc}") from exc
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(
+        str(model_dir), local_files_only=True, attn_implementation=attn
+    ).eval()
 
     class LastHidden(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
+        def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
+    sample = torch.ones(1, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "seq"}
+    with torch.inference_mode(), warnings_quiet():
+        torch.onnx.export(
+            LastHidden(),
+            (sample, sample),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: axes for n in ("input_ids", "attention_mask", "last_hidden_state")},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return model.config
+
+
+def build(model_dir: Path, out_path: Path) -> Path:
+    """Export ``model_dir`` (a BERT encoder) to ONNX, fuse it and quantise it to ``out_path``.
+
+    Blocking, a few seconds for MiniLM. Written to a temporary file first, then renamed, so a
+    concurrent reader never sees half a model. Raises :class:`BuildFailed`.
+    """
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise BuildFailed(f"cannot build the int8 encoder: {exc}") from exc
+
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         int8 = Path(tmp) / "int8.onnx"
         try:
-            model = AutoModel.from_pretrained(
-                str(model_dir), local_files_only=True, attn_implementation="eager"
-            ).eval()
-            sample = torch.ones(1, 8, dtype=torch.long)
-            axes = {0: "batch", 1: "seq"}
-            with torch.inference_mode(), warnings_quiet():
-                torch.onnx.export(
-                    LastHidden(model),
-                    (sample, sample),
-                    str(fp32),
-                    input_names=["input_ids", "attention_mask"],
-                    output_names=["last_hidden_state"],
-                    dynamic_axes={
-                        "input_ids": axes,
-                        "attention_mask": axes,
-                        "last_hidden_state": axes,
-                    },
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
-            fused = fuse(fp32, model.config)
+            config = export_fp32(model_dir, fp32)
             quantize_dynamic(
-                str(fused),
+                str(fuse(fp32, config)),
                 str(int8),
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 reduce_range=True,
                 extra_options={"DefaultTensorType": 1},  # FLOAT, where shape inference is unsure
             )
-        except Exception as exc:  # exporters raise many kinds of errors
+        except Exception as exc:  # exporters raise many kinds of errors (and ImportError)
             raise BuildFailed(f"cannot build the int8 encoder from {model_dir}: {exc}") from exc
         int8.replace(out_path)
     return out_path
