@@ -69,7 +69,7 @@ class Outcomes:
         )
 
 
-def _rescale(value: float, scale: str) -> float:
+def rescale_outcome(value: float, scale: str) -> float:
     """Outcomes on a 1-10 judge scale are mapped to [0, 1]; binary ones stay."""
     return (value - 1.0) / 9.0 if scale == "1-10" else value
 
@@ -107,8 +107,8 @@ def load_outcomes(
             ids.append(str(row.get("id", len(ids))))
             groups.append(str(row.get("source", path.stem)))
             prompts.append(prompt_of(row["prompt"]))
-            weak.append(_rescale(float(scores[weak_model]), scale))
-            strong.append(_rescale(float(scores[strong_model]), scale))
+            weak.append(rescale_outcome(float(scores[weak_model]), scale))
+            strong.append(rescale_outcome(float(scores[strong_model]), scale))
     if not ids:
         raise ValueError(f"no rows score both {weak_model!r} and {strong_model!r} in {paths}")
     return Outcomes(
