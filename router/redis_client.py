@@ -32,7 +32,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.redis_embedded import EmbeddedRedis
 
@@ -80,6 +84,33 @@ class RedisHandle:
         finally:
             if self.embedded is not None:
                 await self.embedded.astop()
+
+
+def command_retry(retries: int = 2) -> Retry:
+    """Re-send a command after a connection error only, ``retries`` times, with a short backoff.
+
+    A command that timed out may have run: the budget and ledger scripts add to counters, so
+    sending one again could reserve or settle a request's cost twice. Timeouts therefore reach
+    the caller, whose ``on_store_error`` policy decides. A connection error (a pooled connection
+    the server closed, a restart, a Sentinel failover) almost always means the command never ran,
+    and one more try on a fresh connection usually succeeds.
+    """
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+        retries=retries,
+        supported_errors=(RedisConnectionError,),
+    )
+
+
+class GatewayCluster(RedisCluster):
+    """redis-py's cluster client without its retry of timed-out commands.
+
+    ``RedisCluster`` re-sends a command after any error in ``ERRORS_ALLOW_RETRY`` (10 times by
+    default), whatever its ``retry`` object says; that list includes ``TimeoutError``, and a
+    re-sent settle script double-counts spend (see :func:`command_retry`).
+    """
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
 def redact_url(url: str) -> str:
@@ -157,6 +188,7 @@ async def connect_redis(
         "socket_timeout": socket_timeout_s,
         "socket_connect_timeout": socket_timeout_s,
         "health_check_interval": 30,
+        "retry": command_retry(),
         # No CLIENT SETINFO per new connection: redis-py resolves its own version from package
         # metadata each time, a measurable cost when connections churn under load.
         "driver_info": None,
@@ -178,7 +210,7 @@ async def connect_redis(
         base = urlsplit(plain)
         base = base._replace(scheme=base.scheme.lower().replace("+cluster", ""))
         options.pop("health_check_interval")
-        cluster = RedisCluster.from_url(urlunsplit(base), **options)
+        cluster = GatewayCluster.from_url(urlunsplit(base), **options)
         return RedisHandle(cluster, "cluster", safe)
     if scheme not in ("redis", "rediss", "unix"):
         raise ValueError(

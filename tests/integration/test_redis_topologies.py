@@ -36,11 +36,13 @@ from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.observability.feedback import Feedback, FeedbackStore, IndexEntry
+from router.redis_client import connect_redis
 from router.redis_embedded import find_redis_server
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import cost_usd, write_policy
+from tests.integration.test_redis_retry import busy_server_then_incr
 
 pytestmark = pytest.mark.integration
 MSG = [{"role": "user", "content": "hello cluster"}]
@@ -248,3 +250,15 @@ async def test_feedback_and_score_window_on_a_cluster(cluster: RedisCluster) -> 
     await asyncio.sleep(0.3)  # pushes run in the background
     assert window.errors == 0
     assert await cluster.llen(window.key) > 0
+
+
+async def test_a_timed_out_command_is_not_sent_again_on_a_cluster(cluster_url: str) -> None:
+    # redis-py's RedisCluster re-sends after a timeout (10 times) unless told otherwise.
+    fast = await connect_redis(cluster_url, socket_timeout_s=0.1)
+    other = await connect_redis(cluster_url, socket_timeout_s=10)
+    try:
+        await other.client.delete("{t}k")
+        assert await busy_server_then_incr(fast, other, "{t}k") in (None, "1")
+    finally:
+        await fast.aclose()
+        await other.aclose()
