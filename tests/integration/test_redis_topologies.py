@@ -42,7 +42,7 @@ from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import cost_usd, write_policy
-from tests.integration.test_redis_retry import busy_server_then_incr
+from tests.integration.redis_support import busy_server_then_incr
 
 pytestmark = pytest.mark.integration
 MSG = [{"role": "user", "content": "hello cluster"}]
