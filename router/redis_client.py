@@ -38,7 +38,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from router.redis_embedded import EmbeddedRedis
+from router.redis_embedded import EmbeddedRedis, running_server_url
 
 RedisClient: TypeAlias = aredis.Redis | RedisCluster
 """What :attr:`RedisHandle.client` is; both share the command API (``get``, ``eval``, ...)."""
@@ -163,7 +163,7 @@ def _sentinel_client(url: str, options: dict[str, Any]) -> tuple[aredis.Redis, S
     for key in ("socket_timeout", "socket_connect_timeout"):
         if key in query:
             conn[key] = float(query.pop(key))
-    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None, **conn)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs or None, **conn)
     return sentinel.master_for(service), sentinel
 
 
@@ -174,14 +174,16 @@ async def connect_redis(
     decode_responses: bool = True,
     socket_timeout_s: float = 2.0,
     embedded: EmbeddedRedis | None = None,
+    share_running: bool = False,
 ) -> RedisHandle:
     """Connect to ``url`` (see the module docstring for the forms), or start an embedded server.
 
     With ``url=None`` an :class:`EmbeddedRedis` in ``data_dir`` (``None``: the default data
     directory, ``$ROUTER_DATA_DIR``) is started, or ``embedded`` when given, and stopped by
-    :meth:`RedisHandle.aclose`. Call from the event loop's thread. The connection is not
-    checked here; call :meth:`RedisHandle.ping`. ``socket_timeout_s`` bounds every command
-    (seconds).
+    :meth:`RedisHandle.aclose`. With ``share_running``, an embedded server that another process
+    (a running gateway) already serves on ``data_dir`` is used instead, and left running. Call
+    from the event loop's thread. The connection is not checked here; call
+    :meth:`RedisHandle.ping`. ``socket_timeout_s`` bounds every command (seconds).
     """
     options: dict[str, Any] = {
         "decode_responses": decode_responses,
@@ -194,6 +196,11 @@ async def connect_redis(
         "driver_info": None,
     }
     if url is None or not url.strip():
+        running = None
+        if share_running and embedded is None:
+            running = await asyncio.to_thread(running_server_url, data_dir)
+        if running is not None:
+            return RedisHandle(aredis.Redis.from_url(running, **options), "standalone", running)
         server = embedded or EmbeddedRedis(data_dir)
         if not server.running:
             await server.astart()

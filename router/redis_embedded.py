@@ -18,6 +18,9 @@ long-lived thread (the main thread or the event loop's thread), never from a poo
 
 An exclusive ``flock`` on ``<data_dir>/redis/.lock`` keeps two gateways from running two servers
 on the same AOF files; the second one gets :class:`EmbeddedRedisError` with a clear message.
+While the server runs, ``<data_dir>/redis/server.url`` holds its URL, so that the ``router``
+commands (``keys``, ``report``, ``ledger``) started next to a running gateway use its server
+(:func:`running_server_url`) instead of trying to start a second one.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ APP_NAME = "hybrid-router"
 _PR_SET_PDEATHSIG = 1
 _MAX_UNIX_PATH = 100
 """Longest unix socket path (bytes) we use; the kernel limit is 107 plus a NUL."""
+URL_FILE = "server.url"
+"""Name of the file in ``<data_dir>/redis`` that holds the running server's URL."""
 
 Transport = Literal["unix", "tcp"]
 
@@ -185,7 +190,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if self._ping_once():
-                return self.url
+                return self._publish_url()
             self._check_alive_or_raise(deadline)
             time.sleep(0.02)
 
@@ -195,7 +200,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if await asyncio.to_thread(self._ping_once):
-                return self.url
+                return self._publish_url()
             self._check_alive_or_raise(deadline)
             await asyncio.sleep(0.02)
 
@@ -211,6 +216,9 @@ class EmbeddedRedis:
                     proc.kill()
                     proc.wait(timeout=5)
         finally:
+            if self._url is not None and self._lock is not None:
+                with contextlib.suppress(OSError):
+                    (self.redis_dir / URL_FILE).unlink(missing_ok=True)
             self._url = None
             if self._socket_path is not None:
                 with contextlib.suppress(OSError):
@@ -262,6 +270,7 @@ class EmbeddedRedis:
         binary = self._server_path or find_redis_server()
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        (self.redis_dir / URL_FILE).unlink(missing_ok=True)  # left by a killed owner
         try:
             args = [str(binary), *self._config_args()]
             log = self.log_path.open("ab")
@@ -282,8 +291,16 @@ class EmbeddedRedis:
             self.stop()
             raise
 
+    def _publish_url(self) -> str:
+        """Write :attr:`url` to the data directory (atomically) for :func:`running_server_url`."""
+        url = self.url
+        tmp = self.redis_dir / f".{URL_FILE}.{os.getpid()}"
+        tmp.write_text(url + "\n")
+        tmp.replace(self.redis_dir / URL_FILE)
+        return url
+
     def _take_lock(self) -> None:
-        lock = (self.redis_dir / ".lock").open("wb")
+        lock = (self.redis_dir / ".lock").open("ab")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -357,3 +374,40 @@ class EmbeddedRedis:
         except OSError:
             return "(no log)"
         return text[-limit:].strip() or "(empty log)"
+
+
+def running_server_url(data_dir: Path | str | None = None, *, wait_s: float = 5.0) -> str | None:
+    """The URL of the embedded Redis another process runs on ``data_dir``, or ``None``.
+
+    ``data_dir`` defaults to :func:`default_data_dir`. A server runs when another process holds
+    the lock on ``<data_dir>/redis/.lock``; its URL is read from ``server.url``, which the owner
+    writes once the server answers ``PING``: while it starts, this waits up to ``wait_s``
+    seconds for the file. Returns ``None`` when nobody holds the lock (start your own server).
+    Raises :class:`EmbeddedRedisError` when the lock is held but no URL appears in time.
+    """
+    redis_dir = (Path(data_dir) if data_dir is not None else default_data_dir()) / "redis"
+    lock_path = redis_dir / ".lock"
+    if not lock_path.exists():
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        with lock_path.open("ab") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass  # held: a server runs (or is starting) there
+            else:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return None
+        try:
+            url = (redis_dir / URL_FILE).read_text().strip()
+        except OSError:
+            url = ""
+        if url:
+            return url
+        if time.monotonic() > deadline:
+            raise EmbeddedRedisError(
+                f"a process holds the embedded Redis lock on {redis_dir} but published no "
+                f"server URL within {wait_s:g} s; set REDIS_URL to the gateway's Redis"
+            )
+        time.sleep(0.05)

@@ -77,11 +77,9 @@ FIELDS = ("team", "tenant", "name", "budget_usd", "window", "rpm", "tpm", "model
 
 
 async def _store() -> tuple[RedisKeyStore, Any]:
-    from router.redis_client import connect_redis
-    from router.settings import Settings
+    from router.cli.redis_access import open_redis
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     return RedisKeyStore(handle.client), handle
 
 

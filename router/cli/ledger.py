@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ledger", help="the spend ledger: export records")
     lsub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     e = lsub.add_parser("export", help="export ledger records between two times")
-    e.add_argument("--since", help="start (inclusive): 2026-11-01, an ISO time, -24h, -7d")
+    e.add_argument("--since", help="start (inclusive): 2026-11-01, an ISO time, or 24h / 7d ago")
     e.add_argument("--until", help="end (exclusive), same forms; default: no end")
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     e.add_argument("--output", "-o", type=Path, help="file (default stdout; required: parquet)")
@@ -42,12 +42,10 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 async def _export(since: float | None, until: float | None, fmt: str, path: Path | None) -> int:
     from router.budget.reserve import Budgets
+    from router.cli.redis_access import open_redis
     from router.ledger.writer import Ledger
-    from router.redis_client import connect_redis
-    from router.settings import Settings
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     try:
         ledger = Ledger(handle.client, Budgets(handle.client))
         with contextlib.ExitStack() as stack:

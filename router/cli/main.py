@@ -35,9 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``router`` console script."""
+    from router.cli.redis_access import RedisUnreachable
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except RedisUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -113,12 +113,10 @@ async def _build(
     by: tuple[str, ...],
     policy: Policy | None,
 ) -> Report:
-    from router.redis_client import connect_redis
+    from router.cli.redis_access import open_redis
     from router.reports.source import build_report, policy_tiers
-    from router.settings import Settings
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     try:
         budgets = policy.budgets if policy is not None else None
         tiers = policy_tiers(policy) if policy is not None else None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from router.policy.load import PolicyError, load_policy
 
@@ -57,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         f"http://{settings.host}:{settings.port} with {args.workers} worker(s)",
         file=sys.stderr,
     )
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
+    # the process before ``finally`` stops the embedded Redis and removes its published URL.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             "router.app:app_from_env",
@@ -74,3 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -22,15 +22,16 @@ PAGE = 1000
 
 
 def parse_time(text: str) -> float:
-    """``2026-11-23``, ``2026-11-23T10:00:00[Z|+01:00]``, ``now`` or ``-24h``/``-7d``/``-30m``
-    (relative to now) -> Unix seconds; naive times are UTC."""
+    """``2026-11-23``, ``2026-11-23T10:00:00[Z|+01:00]``, ``now``, or an age ``24h``/``7d``/
+    ``30m`` (``-24h`` too: that much before now) -> Unix seconds; naive times are UTC."""
     t = text.strip()
     now = datetime.now(UTC)
     if t == "now":
         return now.timestamp()
-    if t.startswith("-") and t[-1:] in ("m", "h", "d") and t[1:-1].isdigit():
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[t[-1]]
-        return (now - timedelta(**{unit: int(t[1:-1])})).timestamp()
+    age = t.removeprefix("-")
+    if age[-1:] in ("m", "h", "d") and age[:-1].isdigit():
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[age[-1]]
+        return (now - timedelta(**{unit: int(age[:-1])})).timestamp()
     try:
         d = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:

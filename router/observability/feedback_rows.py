@@ -88,7 +88,7 @@ async def read_feedback(
     redis_url: str | None, data_dir: Path | None, since_s: float | None = None
 ) -> list[dict[str, str]]:
     """Every stored feedback row (``REDIS_URL``, or the embedded server's data directory)."""
-    handle = await connect_redis(redis_url, data_dir)
+    handle = await connect_redis(redis_url, data_dir, share_running=True)
     try:
         store = FeedbackStore(handle.client)
         return [row async for row in store.rows(since_s)]

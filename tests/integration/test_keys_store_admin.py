@@ -110,9 +110,10 @@ async def test_admin_api_and_key_auth(
 
 
 async def test_cli_create_list_update_revoke(redis_server: str, redis_client: aredis.Redis) -> None:
+    expires = (datetime.now(UTC) + timedelta(days=3650)).date().isoformat()
     out = await asyncio.to_thread(
         router_cli, "keys", "create", "--team", "ml", "--budget-usd", "3", "--window", "week",
-        "--rpm", "60", "--models", "auto,mock-local", "--expires", "2099-01-01", "--json",
+        "--rpm", "60", "--models", "auto,mock-local", "--expires", expires, "--json",
         redis_url=redis_server,
     )  # fmt: skip
     created = json.loads(out.stdout)

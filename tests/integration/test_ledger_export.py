@@ -6,6 +6,8 @@ import asyncio
 import csv
 import io
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,10 @@ from tests.integration.budget_support import router_cli
 
 pytestmark = pytest.mark.integration
 DAY = 86400.0
-T0 = 1795392000.0  # 2026-11-23T00:00:00Z
+
+
+def _iso_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
 def _rec(i: int, ts: float) -> LedgerRecord:
@@ -35,10 +40,13 @@ async def test_export_formats_and_time_window(
     redis_server: str, redis_client: aredis.Redis, tmp_path: Path
 ) -> None:
     ledger = Ledger(redis_client, Budgets(redis_client))
-    for i, ts in enumerate((T0 - DAY, T0 + 10, T0 + 20, T0 + DAY + 5)):
+    # Stream ids are the write time (now), and the export reads the window by stream id:
+    # so the window is today (UTC), whatever day the test runs on.
+    t0 = time.time() // DAY * DAY
+    for i, ts in enumerate((t0 - DAY, t0 + 10, t0 + 20, t0 + DAY + 5)):
         await ledger.write(_rec(i, ts), None)
-    # stream ids are the write time (now); records are filtered by their own ``ts``
-    args = ("ledger", "export", "--since", "2026-11-23", "--until", "2026-11-24")
+    # records are then filtered by their own ``ts``
+    args = ("ledger", "export", "--since", _iso_day(t0), "--until", _iso_day(t0 + DAY))
     out = await asyncio.to_thread(router_cli, *args, "--format", "jsonl", redis_url=redis_server)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["request_id"] for r in rows] == ["r1", "r2"]

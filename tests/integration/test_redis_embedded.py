@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -14,7 +15,13 @@ import redis
 import redis.asyncio as aredis
 
 from router.redis_client import connect_redis, redact_url
-from router.redis_embedded import EmbeddedRedis, EmbeddedRedisError, default_data_dir
+from router.redis_embedded import (
+    URL_FILE,
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    default_data_dir,
+    running_server_url,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +89,47 @@ def test_stop_is_idempotent_and_url_unavailable_after(tmp_path: Path) -> None:
     server.stop()
     with pytest.raises(EmbeddedRedisError):
         _ = server.url
+
+
+def test_running_server_url_is_published_while_it_runs(tmp_path: Path) -> None:
+    assert running_server_url(tmp_path) is None  # nothing ever ran there
+    server = EmbeddedRedis(tmp_path, transport="tcp")
+    url = server.start()
+    try:
+        assert (tmp_path / "redis" / URL_FILE).read_text().strip() == url
+        assert running_server_url(tmp_path) == url
+    finally:
+        server.stop()
+    assert not (tmp_path / "redis" / URL_FILE).exists()
+    assert running_server_url(tmp_path) is None
+
+
+def test_stale_url_file_of_a_killed_owner_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / ".lock").touch()
+    (tmp_path / "redis" / URL_FILE).write_text("unix:///nowhere/redis.sock\n")
+    assert running_server_url(tmp_path) is None  # nobody holds the lock
+    with EmbeddedRedis(tmp_path) as server:  # and a new owner replaces it
+        assert running_server_url(tmp_path) == server.url
+
+
+def test_lock_held_without_url_raises_after_the_wait(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    with (tmp_path / "redis" / ".lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(EmbeddedRedisError, match="REDIS_URL"):
+            running_server_url(tmp_path, wait_s=0.1)
+
+
+async def test_connect_redis_shares_a_running_server(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as server:
+        handle = await connect_redis(None, tmp_path, share_running=True)
+        try:
+            assert handle.embedded is None and handle.url == server.url
+            assert await handle.ping()
+        finally:
+            await handle.aclose()
+        assert server.running  # the owner's server is left running
 
 
 def test_bad_binary_reports_log(tmp_path: Path) -> None:

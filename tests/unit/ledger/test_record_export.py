@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -73,6 +73,7 @@ def test_parse_time_forms() -> None:
     assert parse_time("2026-11-23") == datetime(2026, 11, 23, tzinfo=UTC).timestamp()
     assert parse_time("2026-11-23T01:00:00Z") == datetime(2026, 11, 23, 1, tzinfo=UTC).timestamp()
     assert abs(parse_time("-1h") - (datetime.now(UTC).timestamp() - 3600)) < 5
+    assert abs(parse_time("1h") - (datetime.now(UTC).timestamp() - 3600)) < 5
 
 
 def test_virtual_key_fields_round_trip_and_checks() -> None:
@@ -85,18 +86,23 @@ def test_virtual_key_fields_round_trip_and_checks() -> None:
         window="day",
         rpm=10,
         models=("auto", "mock-local"),
-        expires_at=parse_expiry("2030-01-01"),
+        expires_at=parse_expiry(_days_from_now(365)),
     )
     back = VirtualKey.from_redis(key.to_redis())
     assert back == key
     assert back.active() and back.allows("auto") and not back.allows("gpt-4o")
     assert not key.updated(revoked=True).active()
-    assert not key.updated(expires_at=parse_expiry("2001-01-01")).active()
+    assert not key.updated(expires_at=parse_expiry(_days_from_now(-1))).active()
     assert "digest" not in key.public() and "sk-x" not in str(key.to_redis())
 
 
+def _days_from_now(days: int) -> str:
+    """An ISO date ``days`` from today (UTC): expiries stay in the future (or past) for good."""
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
+
+
 def test_key_requests_validate() -> None:
-    spec = KeyCreate.model_validate({"team": "a", "models": "x, y", "expires": "2030-01-01"})
+    spec = KeyCreate.model_validate({"team": "a", "models": "x, y", "expires": _days_from_now(30)})
     assert spec.models == ("x", "y") and spec.expires_at is not None
     assert KeyUpdate.model_validate({"rpm": None}).changes() == {"rpm": None}
     with pytest.raises(ValueError):
