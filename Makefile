@@ -15,7 +15,7 @@ NODEPS_LOCK := requirements/no-deps.txt
 # torch's CPU wheel lies here on our machines; the lock resolves torch's CPU dependencies from it.
 TORCH_FIND_LINKS ?= /opt/wheels
 # The clock-shift check: the suite's time-sensitive tests again, with the clock a year ahead.
-CLOCK_SHIFT ?= +365d
+CLOCK_SHIFT_DAYS ?= 365
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -58,15 +58,14 @@ test-latest: system-deps
 	.venv-latest/bin/mypy
 	.venv-latest/bin/python -m pytest -q
 
-# Debian's packages for the tests: headless Chromium renders the HTML report and the dashboard;
-# libfaketime moves the clock for the clock-shift check.
+# Headless Chromium renders the HTML report and the dashboard in tests (Debian's package).
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v faketime >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium and faketime (Debian) for the tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium faketime >/dev/null; \
+	    echo "installing chromium (Debian) for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
-	    echo "chromium or faketime is not installed: the browser tests or the clock-shift check will be skipped"; \
+	    echo "chromium is not installed: the browser tests will be skipped"; \
 	  fi; \
 	fi
 
@@ -87,15 +86,11 @@ test: lint typecheck system-deps
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-clock
 
-# Time bombs fail today, not in a year: every process of these tests (the gateway, Redis, the
-# CLI) runs under libfaketime with the clock moved CLOCK_SHIFT ahead.
+# Time bombs fail today, not in a year: the tests marked `clock` (every unit test, and the
+# integration tests that read dates, windows or expiries) again with the clock a year ahead
+# (time-machine, in the test process; see tests/conftest.py).
 test-clock: install system-deps
-	@if command -v faketime >/dev/null 2>&1; then \
-	  echo "clock-shift check: faketime -f $(CLOCK_SHIFT)"; \
-	  faketime -f $(CLOCK_SHIFT) $(PY) -m pytest -q -p no:cacheprovider -m clock; \
-	else \
-	  echo "faketime is not installed: skipping the clock-shift check (make system-deps)"; \
-	fi
+	$(PY) -m pytest -q -p no:cacheprovider -m clock --clock-shift-days $(CLOCK_SHIFT_DAYS)
 
 bench: install
 	$(PY) loadtests/bench_overhead.py

@@ -22,7 +22,7 @@ from router.testing.mock_config import MockConfig
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import cost_usd, write_policy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 MSG = [{"role": "user", "content": "hello there"}]
 HOSTED = {"model": "auto", "messages": MSG, "max_tokens": 100}
 

@@ -16,7 +16,7 @@ from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 KEY = BudgetScope("k:key_a", "key key_a", 1.0, "day")
 TEAM = BudgetScope("t:search", "team search", 5.0, "month")

@@ -14,7 +14,7 @@ from router.cache.replay import replay_body
 from router.cache.service import ResponseCache
 from router.cache.settings import CacheSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 SETTINGS = CacheSettings(semantic=False)
 
 

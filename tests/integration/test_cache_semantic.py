@@ -14,7 +14,7 @@ from router.backends.base import Completion, Usage
 from router.cache.service import ResponseCache
 from router.cache.settings import CacheSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 SETTINGS = CacheSettings(similarity_threshold=0.9)
 DIM = 384
 

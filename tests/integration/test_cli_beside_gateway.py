@@ -18,7 +18,7 @@ from router.testing.gateway_process import GatewayProcess, free_port
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.reports_support import POLICY, wait_for_records
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -14,7 +14,7 @@ from router.redis_embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ROOT = Path(__file__).resolve().parents[2]
 MSG = [{"role": "user", "content": "What is the capital of France?"}]
 

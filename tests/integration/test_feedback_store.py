@@ -22,7 +22,7 @@ from router.observability.hub import Observability
 from tests.unit.core.policy_text import POLICY, write_policy
 from tests.unit.observability.harness import Harness, harness, value
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 STORE_PROMPTS = "observability:\n  feedback: {store_prompts: true, retention_days: 1}\n"
 KEYS = {"sk-a": Principal(tenant="tenant-a", key_id="ka", team="search"),
         "sk-b": Principal(tenant="tenant-b", key_id="kb", team="ads")}  # fmt: skip

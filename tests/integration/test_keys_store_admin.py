@@ -18,7 +18,7 @@ from router.settings import Settings
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import router_cli, write_policy
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ADMIN = {"authorization": "Bearer admin-secret"}
 MSG = [{"role": "user", "content": "hello there"}]
 

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from router.ledger.record import COLUMNS, LedgerRecord
 from router.ledger.writer import Ledger
 from tests.integration.budget_support import router_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 DAY = 86400.0
 
 
@@ -40,9 +39,10 @@ async def test_export_formats_and_time_window(
     redis_server: str, redis_client: aredis.Redis, tmp_path: Path
 ) -> None:
     ledger = Ledger(redis_client, Budgets(redis_client))
-    # Stream ids are the write time (now), and the export reads the window by stream id:
-    # so the window is today (UTC), whatever day the test runs on.
-    t0 = time.time() // DAY * DAY
+    # Stream ids are the write time on Redis's clock, and the export reads the window by stream
+    # id: so the window is Redis's today (UTC), whatever day the test runs on.
+    server_s, _us = await redis_client.time()
+    t0 = server_s // DAY * DAY
     for i, ts in enumerate((t0 - DAY, t0 + 10, t0 + 20, t0 + DAY + 5)):
         await ledger.write(_rec(i, ts), None)
     # records are then filtered by their own ``ts``

@@ -21,7 +21,7 @@ from router.ledger import keys as lk
 from router.ledger.record import LedgerRecord
 from tests.integration.reports_support import ADMIN_KEY, Stack, traffic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ("spend-by-team", "savings", "tier-share", "cache-hit-rate", "latency")
 

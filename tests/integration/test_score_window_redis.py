@@ -9,7 +9,7 @@ import pytest
 
 from router.route.share_redis import RedisScoreWindow, score_window_key
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 async def test_two_replicas_share_one_window(redis_client: Any) -> None:
