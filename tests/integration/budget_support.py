@@ -6,8 +6,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import time_machine
 
 from router.redis_embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
@@ -129,3 +132,15 @@ def skip_unless_slow_selected(request: object) -> None:
     wanted = "slow" in expr and "not slow" not in expr
     if not wanted and os.environ.get("ROUTER_SLOW_TESTS") != "1":
         pytest.skip("slow scenario: run with -m slow or ROUTER_SLOW_TESTS=1")
+
+
+@contextlib.contextmanager
+def early_in_a_minute() -> Iterator[None]:
+    """Move this process's wall clock to 1 s into the next UTC minute, ticking on from there.
+
+    Rate limits count in fixed UTC minutes: a test that fills a window must not have it roll
+    over under it, whatever the time of day or the machine's speed.
+    """
+    start_s = (time.time() // 60 + 1) * 60 + 1
+    with time_machine.travel(start_s, tick=True):
+        yield

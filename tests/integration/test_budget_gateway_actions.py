@@ -20,7 +20,7 @@ from router.ledger.writer import Ledger
 from router.settings import Settings
 from router.testing.mock_config import MockConfig
 from router.testing.mock_process import running_mock
-from tests.integration.budget_support import cost_usd, write_policy
+from tests.integration.budget_support import cost_usd, early_in_a_minute, write_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 MSG = [{"role": "user", "content": "hello there"}]
@@ -124,6 +124,13 @@ async def test_rate_limit_headers_and_retry_after(
 ) -> None:
     secret, _ = await RedisKeyStore(redis_client).create("t", rpm=2)
     team = "  teams:\n    t: {tpm: 100000}\n"
+    with early_in_a_minute():
+        await _rate_limited_third(tmp_path, redis_server, monkeypatch, secret, team)
+
+
+async def _rate_limited_third(
+    tmp_path: Path, redis_server: str, monkeypatch: pytest.MonkeyPatch, secret: str, team: str
+) -> None:
     async with gateway(tmp_path, redis_server, monkeypatch, budgets=team) as c:
         post: Callable[[], object] = lambda: c.post(  # noqa: E731
             "/v1/chat/completions", json=HOSTED, headers=_auth(secret)
@@ -145,11 +152,12 @@ async def test_cache_hits_count_against_rpm_but_not_budget_or_tpm(
 ) -> None:
     secret, _ = await RedisKeyStore(redis_client).create("t", rpm=3, tpm=100_000)
     same = {**HOSTED, "temperature": 0}
-    async with gateway(tmp_path, redis_server, monkeypatch) as c:
-        rs = [await c.post("/v1/chat/completions", json=same, headers=_auth(secret))]
-        await asyncio.sleep(0.5)  # the miss is stored in the background
-        for _ in range(3):
-            rs.append(await c.post("/v1/chat/completions", json=same, headers=_auth(secret)))
+    with early_in_a_minute():
+        async with gateway(tmp_path, redis_server, monkeypatch) as c:
+            rs = [await c.post("/v1/chat/completions", json=same, headers=_auth(secret))]
+            await asyncio.sleep(0.5)  # the miss is stored in the background
+            for _ in range(3):
+                rs.append(await c.post("/v1/chat/completions", json=same, headers=_auth(secret)))
     assert [r.status_code for r in rs] == [200, 200, 200, 429]
     assert [r.headers.get("x-router-cache") for r in rs] == [
         "miss",

@@ -15,6 +15,7 @@ from router.budget.settings import BudgetSettings
 from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
+from tests.integration.budget_support import early_in_a_minute
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
@@ -97,7 +98,11 @@ async def test_expired_reservations_are_reclaimed(redis_client: aredis.Redis) ->
 
 
 async def test_rate_limits_requests_and_tokens(redis_client: aredis.Redis) -> None:
-    b = Budgets(redis_client)
+    with early_in_a_minute():
+        await _fill_and_exceed_the_minute(Budgets(redis_client))
+
+
+async def _fill_and_exceed_the_minute(b: Budgets) -> None:
     lim = LimitScope("k:key_r", "key key_r", rpm=3, tpm=1000)
     holds = [await b.reserve(SETTINGS, (), (lim,), 0.0, 100) for _ in range(3)]
     assert holds[-1] is not None
