@@ -79,6 +79,22 @@ class NotFound(RouterError):
     default_code = "model_not_found"
 
 
+class RequestTimeout(RouterError):
+    """The client did not send its whole body within the policy's ``limits.body_timeout_s``."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class ClientClosed(RouterError):
+    """The client went away before its request was read (nginx's 499; nobody receives it)."""
+
+    status = 499
+    error_type = "invalid_request_error"
+    default_code = "client_disconnected"
+
+
 class PayloadTooLarge(RouterError):
     """The request body is larger than the policy's ``limits.max_body_bytes``."""
 
