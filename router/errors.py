@@ -123,6 +123,18 @@ class BudgetExceeded(RouterError):
         self.headers.setdefault("x-should-retry", "false")
 
 
+class BudgetBusy(BudgetExceeded):
+    """Only other requests' in-flight holds leave no room: retry after ``retry-after``."""
+
+    error_type = "rate_limit_error"
+    default_code = "budget_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int, **kwargs: Any) -> None:
+        RouterError.__init__(self, message, **kwargs)
+        self.headers["x-should-retry"] = "true"
+        self.headers["retry-after"] = str(retry_after_s)
+
+
 class ServiceUnavailable(RouterError):
     """The gateway cannot serve right now (not ready, queue full, budget store down)."""
 

@@ -25,7 +25,7 @@ from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
 from router.budget.scripts import RESERVE, SETTLE
 from router.budget.settings import BudgetSettings
-from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
 from router.redis_client import RedisClient
 
 log = structlog.get_logger("router.budget")
@@ -69,6 +69,35 @@ class _Allowance:
     """The fail-open allowance of this process (US dollars)."""
 
     used_usd: float = 0.0
+
+
+def _no_room(
+    s: BudgetScope,
+    spent_nano: int,
+    held_nano: int,
+    amount_nano: int,
+    amount_usd: float,
+    age_ms: int,
+    ttl_s: float,
+) -> BudgetExceeded:
+    """The 429 of a scope without room: :class:`BudgetBusy` when only other requests' holds
+    block this one (it fits once they settle), else :class:`BudgetExceeded` (retrying the same
+    request cannot help before the window resets)."""
+    spent, held = bk.from_nano(spent_nano), bk.from_nano(held_nano)
+    state = (
+        f"${spent:.6f} spent and ${held:.6f} reserved of ${s.limit_usd:g} per {s.window}; "
+        f"this request may cost up to ${amount_usd:.6f}"
+    )
+    if spent_nano + amount_nano <= bk.to_nano(s.limit_usd):
+        # Requests usually end about as long after the oldest open hold began as that hold has
+        # been open; a hold never outlives the reservation TTL.
+        retry_s = min(max(1, -(-age_ms // 1000)), max(1, int(ttl_s)))
+        return BudgetBusy(
+            f"Budget of {s.label} is busy: {state}. Requests in flight hold the rest; "
+            f"retry after {retry_s} s.",
+            retry_after_s=retry_s,
+        )
+    return BudgetExceeded(f"Budget of {s.label} exhausted: {state}.", code="budget_exceeded")
 
 
 class Budgets:
@@ -147,13 +176,8 @@ class Budgets:
         status, idx, retry_ms, values, crossed = reply
         if status == 1:
             s = scopes[int(idx) - 1]
-            spent, held = bk.from_nano(int(values[0])), bk.from_nano(int(values[1]))
-            raise BudgetExceeded(
-                f"Budget of {s.label} exhausted: ${spent:.6f} spent and ${held:.6f} reserved of "
-                f"${s.limit_usd:g} per {s.window}; this request may cost up to "
-                f"${amount_usd:.6f}.",
-                code="budget_exceeded",
-            )
+            raise _no_room(s, int(values[0]), int(values[1]), amount, amount_usd, int(retry_ms),
+                           settings.reservation_ttl_s)  # fmt: skip
         if status in (2, 3):
             lim = limits[int(idx) - 1]
             what = "requests" if status == 2 else "tokens"

@@ -9,7 +9,10 @@ RESERVE
   ARGV: rid, amount_nano, ttl_ms, nb, nr, est_tokens, then per budget scope
         (limit_nano, key_ttl_s, soft_nano or -1), then per rate-limit scope (rpm, tpm; 0 = none)
   Returns {0, 0, 0, {req, tok per rl scope}, {indexes of scopes that crossed the soft limit}}
-  or {1, i, 0, {spent_nano, reserved_nano}, {}}   budget scope i is exhausted
+  or {1, i, age_ms, {spent_nano, reserved_nano}, {}}   budget scope i has no room: exhausted
+                                                  when spent + amount > limit, else busy (other
+                                                  requests' holds); age_ms: the oldest open
+                                                  hold's age (for ``retry-after``)
   or {2, i, retry_ms, {count, limit}, {}}         rate-limit scope i: requests per minute
   or {3, i, retry_ms, {count, limit}, {}}         rate-limit scope i: tokens per minute
 
@@ -74,7 +77,14 @@ for i = 1, nb do
   local limit = tonumber(ARGV[6 + 3 * i - 2])
   local v = redis.call('HMGET', key, 'spent', 'reserved')
   local spent, reserved = tonumber(v[1] or '0'), tonumber(v[2] or '0')
-  if spent + reserved + amount > limit then return {1, i, 0, {spent, reserved}, {}} end
+  if spent + reserved + amount > limit then
+    local age = 0
+    if spent + amount <= limit then  -- only holds block it: how long have they been open?
+      local oldest = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+      if oldest[2] then age = math.max(0, now - (tonumber(oldest[2]) - ttl_ms)) end
+    end
+    return {1, i, age, {spent, reserved}, {}}
+  end
   before[i] = spent + reserved
 end
 for i = 1, nr do
