@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
-from router.budget.scripts import RESERVE, SETTLE
+from router.budget.scripts import CHARGE, RESERVE, SETTLE
 from router.budget.settings import BudgetSettings
 from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
 from router.redis_client import RedisClient
@@ -112,6 +113,8 @@ class Budgets:
         self.soft_alerts = 0
         self.gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
         """Shared with the ledger writer: every budget and ledger call passes through it."""
+        self.spool_full: Callable[[], bool] = lambda: False
+        """Whether the ledger spool is full: then no request is served unmetered."""
 
     async def _load(self, name: str, source: str) -> str:
         assert self.redis is not None
@@ -142,11 +145,14 @@ class Budgets:
         limits: tuple[LimitScope, ...],
         amount_usd: float,
         est_tokens: int,
+        meta: str = "-",
     ) -> Reservation | None:
         """Hold ``amount_usd`` against ``scopes`` and count one request against ``limits``.
 
-        Returns None when nothing limits the request. Raises :class:`BudgetExceeded`,
-        :class:`RateLimited`, or :class:`ServiceUnavailable` (store down, ``fail_closed``).
+        ``meta`` (JSON without tabs) describes the request for the ``reclaimed`` ledger row
+        written if the hold is never settled. Returns None when nothing limits the request.
+        Raises :class:`BudgetExceeded`, :class:`RateLimited`, or :class:`ServiceUnavailable`
+        (store down, ``fail_closed``).
         """
         if not scopes and not limits:
             return None
@@ -166,13 +172,16 @@ class Budgets:
             args += [limit, ttl, soft]
         for lim in limits:
             args += [lim.rpm or 0, lim.tpm or 0]
+        args.append(meta)
         keys = [bk.reservations_key(), bk.expiry_key(), *budget_keys, *rl_keys]
         try:
             if self.redis is None:
                 raise RedisError("no Redis connection")
             reply = await self.eval_script("reserve", RESERVE, keys, args)
         except (TimeoutError, RedisError, OSError) as exc:
-            return self._store_down(settings, amount_usd, est_tokens, exc)
+            hold = self._store_down(settings, amount_usd, est_tokens, exc)
+            hold.budget_keys, hold.key_ttls_s = budget_keys, ttls  # charged once Redis is back
+            return hold
         status, idx, retry_ms, values, crossed = reply
         if status == 1:
             s = scopes[int(idx) - 1]
@@ -211,7 +220,7 @@ class Budgets:
     ) -> Reservation:
         self.errors += 1
         log.warning("budget_store_error", error=repr(exc), mode=settings.on_store_error)
-        if settings.on_store_error == "fail_open":
+        if settings.on_store_error == "fail_open" and not self.spool_full():
             a = self._allowance
             if a.used_usd + amount_usd <= settings.local_allowance_usd:
                 a.used_usd += amount_usd
@@ -229,6 +238,20 @@ class Budgets:
         args: list[Any] = [hold.rid, bk.to_nano(actual_usd), hold.amount_nano, actual_tokens]
         args += [hold.est_tokens, len(hold.budget_keys), *hold.key_ttls_s]
         return SETTLE, keys, args
+
+    def charge_command(self, hold: Reservation, actual_usd: float) -> tuple[
+        str, list[str], list[Any]
+    ]:  # fmt: skip
+        """The (script source, keys, args) that add a ``fail_open`` hold's actual cost to its
+        scopes' counters, once (replays of the same hold change nothing)."""
+        keys = [bk.charged_key(), *hold.budget_keys]
+        return CHARGE, keys, [hold.rid, bk.to_nano(actual_usd), *hold.key_ttls_s]
+
+    def release_allowance(self, charged_nano: int) -> None:
+        """Spend served under ``fail_open`` reached the Redis counters: it no longer counts
+        against this process's allowance."""
+        a = self._allowance
+        a.used_usd = max(0.0, a.used_usd - bk.from_nano(charged_nano))
 
     def settle_local(self, hold: Reservation, actual_usd: float) -> None:
         """Settle a fail-open hold against this process's allowance."""
@@ -249,7 +272,7 @@ class Budgets:
             return True
         source, keys, args = self.settle_command(hold, actual_usd, actual_tokens)
         try:
-            return bool(await self.eval_script("settle", source, keys, args))
+            return int(await self.eval_script("settle", source, keys, args)) == 1
         except (TimeoutError, RedisError, OSError) as exc:
             self.errors += 1
             log.warning("budget_settle_failed", rid=hold.rid, error=repr(exc))

@@ -110,12 +110,33 @@ async def test_expired_reservations_are_reclaimed(redis_client: aredis.Redis) ->
     with pytest.raises(BudgetExceeded):
         await b.reserve(short, (KEY,), (), 0.5, 1)
     await asyncio.sleep(0.3)
-    live = await b.reserve(short, (KEY,), (), 0.5, 1)  # the script reclaimed the dead hold
+    # the script reclaimed the dead hold: charged at its reserved amount (the provider may have
+    # billed the call), so the budget cannot be spent again
+    with pytest.raises(BudgetExceeded):
+        await b.reserve(short, (KEY,), (), 0.5, 1)
+    assert await _state(b, KEY) == pytest.approx((0.8, 0.0))
+    live = await b.reserve(short, (KEY,), (), 0.2, 1)
     assert live is not None
-    assert await _state(b, KEY) == pytest.approx((0.0, 0.5))
-    # a late settle of the reclaimed hold charges its cost but releases nothing twice
+    assert await redis_client.hexists(bk.reclaimed_key(), dead.rid)
+    # a late settle of the reclaimed hold corrects the charge to the actual cost, once
     assert await b.settle(dead, 0.3, 1) is False
-    assert await _state(b, KEY) == pytest.approx((0.3, 0.5))
+    assert await _state(b, KEY) == pytest.approx((0.3, 0.2))
+    assert not await redis_client.hexists(bk.reclaimed_key(), dead.rid)
+    source, keys, args = b.settle_command(dead, 0.3, 1)
+    assert await b.eval_script("settle", source, keys, args) == 0  # a replay changes nothing
+    assert await _state(b, KEY) == pytest.approx((0.3, 0.2))
+
+
+async def test_settle_replays_change_nothing(redis_client: aredis.Redis) -> None:
+    b = Budgets(redis_client)
+    hold = await b.reserve(SETTINGS, (KEY, TEAM), (), 0.4, 10)
+    assert hold is not None
+    source, keys, args = b.settle_command(hold, 0.1, 5)
+    assert await b.eval_script("settle", source, keys, args) == 1
+    for _ in range(3):  # a timed-out settle that did run, replayed from the spool
+        assert await b.eval_script("settle", source, keys, args) == 0
+    for s in (KEY, TEAM):
+        assert await _state(b, s) == pytest.approx((0.1, 0.0))
 
 
 async def test_rate_limits_requests_and_tokens(redis_client: aredis.Redis) -> None:
