@@ -21,6 +21,8 @@ Per-scope scripts with compensation would spread the load but can overshoot tran
                                              the reclaim time (charged, row not yet written)
 ``rb:{budget}:reclaiming``                   hash: the same, claimed by a gateway writing the
                                              ``reclaimed`` ledger row
+``rb:{budget}:reclaimed_rows``               hash: the same, row written (kept 40 days for
+                                             ``router ledger reconcile``)
 ``rb:{budget}:charged``                      hash: ids of ``fail_open`` spend already added to
                                              the counters (replays add it once)
 ===========================================  ==================================================
@@ -97,6 +99,11 @@ def reclaimed_key() -> str:
 def reclaiming_key() -> str:
     """The hash of reclaimed reservations a gateway is writing rows for."""
     return f"{PREFIX}:reclaiming"
+
+
+def reclaimed_rows_key() -> str:
+    """The hash of reclaimed holds whose ``reclaimed`` row is written (for reconciliation)."""
+    return f"{PREFIX}:reclaimed_rows"
 
 
 def charged_key() -> str:

@@ -227,3 +227,35 @@ end
 return out
 """
 )
+
+CLAIMED = r"""
+-- KEYS: reclaiming, reclaimed rows.  ARGV: rid, ...
+-- The 'reclaimed' rows of these holds are written: keep their detail for reconciliation.
+for i = 1, #ARGV do
+  local d = redis.call('HGET', KEYS[1], ARGV[i])
+  if d then
+    redis.call('HSET', KEYS[2], ARGV[i], d)
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+redis.call('EXPIRE', KEYS[2], 40 * 86400)
+return #ARGV
+"""
+
+RECONCILE = r"""
+-- KEYS: reclaimed rows.  ARGV: rid, actual_nano
+-- Corrects a reclaimed hold's charge from its reserved amount to the actual cost, once.
+-- Returns {1, amount_nano} or {0, 0} when the hold is unknown or reconciled already.
+local d = redis.call('HGET', KEYS[1], ARGV[1])
+if not d then return {0, 0} end
+local parts = {}
+for p in string.gmatch(d, '[^\t]+') do parts[#parts + 1] = p end
+local amount, actual = tonumber(parts[1]), tonumber(ARGV[2])
+if parts[3] and parts[3] ~= '-' and actual ~= amount then
+  for k in string.gmatch(parts[3], '[^,]+') do
+    if redis.call('EXISTS', k) == 1 then redis.call('HINCRBY', k, 'spent', actual - amount) end
+  end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {1, amount}
+"""

@@ -28,14 +28,13 @@ import structlog
 from redis.exceptions import NoScriptError, ResponseError
 
 from router.budget import keys as bk
-from router.budget.scripts import CLAIM
+from router.budget.scripts import CLAIM, CLAIMED
 from router.ledger.record import LedgerRecord
 from router.ledger.spool import Spool, SpoolEntry
 from router.ledger.writer import BATCH_MAX, STORE_ERRORS, Ledger, append_command
+from router.reports.aggregate import RECLAIMED
 
 log = structlog.get_logger("router.ledger")
-RECLAIMED = "reclaimed"
-"""The ``error`` column of a row written for a reclaimed hold."""
 
 
 def reclaimed_record(rid: str, detail: str) -> LedgerRecord:
@@ -176,7 +175,9 @@ class Upkeep:
             cmd = append_command(record, rid, reclaimed=True)
             entries.append(SpoolEntry(rid, record.request_id, [cmd]))
         await self.ledger.run_entries(entries)
-        await self.ledger.redis.hdel(bk.reclaiming_key(), *[rid for rid, _ in pairs])
+        done_keys = [bk.reclaiming_key(), bk.reclaimed_rows_key()]
+        rids = [rid for rid, _ in pairs]
+        await self.ledger.budgets.eval_script("claimed", CLAIMED, done_keys, rids)
         self.reclaimed_rows += len(entries)
         total = sum(e.cost_usd for e in (reclaimed_record(r, d) for r, d in pairs))
         log.warning("budget_holds_reclaimed", rows=len(entries), charged_usd=round(total, 9),

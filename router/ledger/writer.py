@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -170,6 +171,8 @@ class Ledger:
                 _, keys, args = self.budgets.settle_command(hold, record.cost_usd, tokens)
                 commands.append(("settle", keys, args))
         write_id = hold.rid if hold is not None else uuid.uuid4().hex
+        if unmetered:
+            record = dataclasses.replace(record, unmetered=True)
         commands.append(append_command(record, write_id, unmetered=unmetered))
         return SpoolEntry(write_id, record.request_id, commands)
 
