@@ -120,6 +120,8 @@ class Upkeep:
                     await self.write_reclaimed()
             except asyncio.CancelledError:
                 raise
+            except STORE_ERRORS:  # Redis is down: requests log that already; try again later
+                continue
             except Exception as exc:  # the loop must outlive any one failure
                 log.warning("ledger_upkeep_failed", error=repr(exc))
 

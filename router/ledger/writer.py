@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import uuid
+import os
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -170,7 +170,7 @@ class Ledger:
                 tokens = billed_tokens(record)
                 _, keys, args = self.budgets.settle_command(hold, record.cost_usd, tokens)
                 commands.append(("settle", keys, args))
-        write_id = hold.rid if hold is not None else uuid.uuid4().hex
+        write_id = hold.rid if hold is not None else os.urandom(16).hex()
         if unmetered:
             record = dataclasses.replace(record, unmetered=True)
         commands.append(append_command(record, write_id, unmetered=unmetered))

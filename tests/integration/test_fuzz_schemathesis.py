@@ -148,6 +148,8 @@ def test_no_server_error_on_generated_requests(gateway: GatewayProcess) -> None:
                 _fuzz(gateway, op, mode, n, statuses)
     assert {"POST /v1/chat/completions", "POST /v1/feedback", "POST /admin/keys"} <= methods
     assert {"PATCH /admin/keys/{key_id}", "DELETE /admin/keys/{key_id}"} <= methods
+    seen = dict(sorted(statuses.items()))
+    print(f"schemathesis: {sum(statuses.values())} requests, statuses {seen}")
     assert sum(statuses.values()) >= 300
     assert statuses[200] > 0 and statuses[400] > 0 and statuses[201] > 0
 
@@ -190,7 +192,7 @@ CHAT = st.one_of(
 )
 FEEDBACK = st.one_of(
     st.fixed_dictionaries(
-        {"request_id": st.text(max_size=12) | JSON},
+        {"request_id": st.from_regex(r"[A-Za-z0-9._:-]{1,40}", fullmatch=True) | JSON},
         optional={"score": JSON, "thumbs": JSON, "needed_strong": JSON, "comment": JSON},
     ),
     JSON,
@@ -238,6 +240,9 @@ def test_json_of_any_shape_over_one_connection(
                 assert r.json()["error"]["message"]
 
         check()
+    print(
+        f"{path}: {sum(statuses.values())} JSON bodies, statuses {dict(sorted(statuses.items()))}"
+    )
     assert statuses[400] > 0, statuses
 
 
@@ -294,6 +299,8 @@ def test_nothing_charged_for_rejected_requests(stack: tuple[GatewayProcess, str]
             records = [r async for r in Ledger(client, Budgets(client)).read()]
             assert records, "the fuzz run served nothing"
             charged_rejections = [r for r in records if r.status >= 400 and r.cost_usd]
+            print(f"ledger after the fuzz run: {len(records)} rows, "
+                  f"{sum(r.status >= 400 for r in records)} of them rejections")  # fmt: skip
             assert charged_rejections == []
             key = bk.scope_key("g", "total")
             spent, reserved = await client.hmget(key, ["spent", "reserved"])
