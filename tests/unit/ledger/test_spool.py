@@ -21,18 +21,18 @@ async def test_entries_come_back_in_order_and_the_file_goes(tmp_path: Path) -> N
     spool = Spool(tmp_path)
     await spool.append([_entry(0), _entry(1)])
     await spool.append([_entry(2)])
-    assert spool.spooled == 3 and spool.pending == 3 and not spool.empty
+    assert (spool.spooled, spool.pending) == (3, 3) and spool.size_bytes > 0
     files = await spool.take()
     assert len(files) == 1
     assert [e.write_id for e in files[0].entries] == ["w0", "w1", "w2"]
     assert files[0].entries[0].commands == [("ledger", ["k1", "k2"], [1, "x", "bytes"])]
     await spool.append([_entry(3)])  # a new file: the taken one is no longer written
     spool.replayed_file(files[0], 3)
-    assert spool.replayed == 3 and spool.pending == 1
+    assert (spool.replayed, spool.pending) == (3, 1)
     again = await spool.take()
     assert [e.write_id for f in again for e in f.entries] == ["w3"]
     spool.replayed_file(again[0], 1)
-    assert spool.empty and not _spool_files(tmp_path)
+    assert spool.size_bytes == 0 and not _spool_files(tmp_path)
 
 
 async def test_a_file_someone_holds_is_left_alone(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ async def test_oldest_file_first_and_a_torn_last_line_is_skipped(tmp_path: Path)
 
 async def test_full_past_the_bound(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=200)
-    assert not spool.full
+    before = spool.full
     await spool.append([_entry(i) for i in range(5)])
-    assert spool.full and spool.size_bytes > 200
+    assert (before, spool.full) == (False, True) and spool.size_bytes > 200
     assert Spool(tmp_path, max_bytes=200).full  # a restarted process sees it too
