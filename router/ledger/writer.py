@@ -118,8 +118,8 @@ def append_command(
         day,
         lk.team_part(record.team),
         model,
-        orjson.dumps(flat).decode(),
-        orjson.dumps(increments).decode(),
+        orjson.dumps(flat),  # bytes: redis-py sends them as they are
+        orjson.dumps(increments),
         write_id,
         lk.IDS_TTL_S,
     ]
