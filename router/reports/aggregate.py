@@ -106,6 +106,7 @@ class Acc:
     latencies: list[float] = field(default_factory=list)
     unmetered: list[float] = field(default_factory=list)
     reclaimed: list[float] = field(default_factory=list)
+    reclaimed_requests: int = 0
 
     def add(self, rec: LedgerRecord) -> None:
         """Count ``rec``."""
@@ -116,6 +117,7 @@ class Acc:
             if rec.error == RECONCILED:  # an adjustment of a reclaimed row, not a request
                 self.spend.append(rec.cost_usd)
                 return
+            self.reclaimed_requests += 1
         self.requests += 1
         self.errors += rec.status >= 400
         self.prompt_tokens += rec.prompt_tokens
@@ -166,7 +168,7 @@ class Acc:
             "latency_p95_ms": None if p95 is None else round(p95, 3),
             "unmetered_usd": round(math.fsum(self.unmetered), 9),
             "reclaimed_usd": round(math.fsum(self.reclaimed), 9),
-            "reclaimed_requests": len(self.reclaimed),
+            "reclaimed_requests": self.reclaimed_requests,
         }
 
 
