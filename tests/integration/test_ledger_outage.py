@@ -55,26 +55,28 @@ async def _make_key(redis_url: str, budget_usd: float) -> tuple[str, str]:
         await client.aclose()
 
 
-def _policy(tmp: Path, mode: str, allowance_usd: float = 1.0) -> Path:
+def _policy(tmp: Path, mode: str, allowance_usd: float = 1.0, ttl_s: float = 60.0) -> Path:
     budgets = (
         "  global: {limit_usd: 100, window: day}\n"
         f"  on_store_error: {mode}\n"
         f"  local_allowance_usd: {allowance_usd}\n"
-        "  reservation_ttl_s: 60\n"
+        f"  reservation_ttl_s: {ttl_s}\n"
     )
     return write_policy(
         tmp, budgets=budgets, hosted_upstream="mock-tokens-30", hosted_fallbacks="[]"
     )
 
 
-def _run_outage(tmp: Path, mode: str) -> tuple[LoadResult, list[int], str, str, EmbeddedRedis]:
+def _run_outage(
+    tmp: Path, mode: str, ttl_s: float = 60.0, linger_s: float = 0.0
+) -> tuple[LoadResult, list[int], str, str, EmbeddedRedis]:
     """Load one gateway while Redis is killed and restarted; returns what the clients saw, the
     ``/readyz`` statuses polled during the run, the Redis URL, the key id and the server."""
     server = EmbeddedRedis(tmp / "redis", transport="tcp", appendfsync="no")
     server.start()
     secret, key_id = asyncio.run(_make_key(server.url, 10.0))
     mock = MockUpstreamProcess(latency_ms=150).start()
-    gw = gateway(_policy(tmp, mode), mock.url, server.url, tmp / "gw.log").start()
+    gw = gateway(_policy(tmp, mode, ttl_s=ttl_s), mock.url, server.url, tmp / "gw.log").start()
     ready: list[int] = []
     stop = threading.Event()
 
@@ -97,6 +99,7 @@ def _run_outage(tmp: Path, mode: str) -> tuple[LoadResult, list[int], str, str, 
         }
         asyncio.run(steady_load(gw.url, headers, RATE_PER_S, DURATION_S, events, result))
         wait_ready(gw)
+        time.sleep(linger_s)  # the gateway's background upkeep keeps running meanwhile
     finally:
         stop.set()
         poller.join()
@@ -154,6 +157,24 @@ def test_fail_closed_outage_in_flight_requests_keep_their_rows(tmp_path: Path) -
         assert 503 in ready and ready[-1] == 200, ready
         first_down = ready.index(503)
         assert 200 in ready[first_down:]
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(180)
+def test_fail_closed_outage_longer_than_the_hold_ttl(tmp_path: Path) -> None:
+    """The holds of requests in flight when Redis died expire during the outage (TTL 2 s,
+    outage 3 s): back, Redis reclaims them (charged at the reserved amount), then the
+    replayed settles correct them to the actual cost. Counters still equal the ledger, and no
+    request gets a second (``reclaimed``) row."""
+    # linger past the reclaim grace (10 s): a wrongly reclaimed hold would get its row then
+    result, _, redis_url, key_id, server = _run_outage(
+        tmp_path, "fail_closed", ttl_s=2.0, linger_s=16.0
+    )
+    try:
+        _check_books(result, redis_url, key_id)
+        books = asyncio.run(read_books(redis_url))
+        assert not [r for r in books.records if r.error == "reclaimed"]
     finally:
         server.stop()
 
