@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.admin import ROUTES as ADMIN_ROUTES
 from router.api.chat import chat_completions
@@ -51,6 +53,41 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+class ContainErrors:
+    """ASGI middleware: an unexpected exception becomes a 500 in OpenAI's shape and stops here.
+
+    Starlette's outermost error middleware answers 500 and then *re-raises*, and uvicorn closes
+    the connection, so the client's next request on that keep-alive connection was reset. Here
+    the error is logged once and the connection stays usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; contain what it raises."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled_error", path=scope.get("path"), error=repr(exc), exc_info=exc)
+            if started:  # headers are out: nothing more can be said to this client
+                return
+            body = error_body("The gateway failed unexpectedly.", "server_error", None,
+                              "internal_error")  # fmt: skip
+            await JSONBytesResponse(body, status_code=500)(scope, receive, send)
+
+
 def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starlette:
     """Build the application. ``policies`` lets tests and the CLI pass a preloaded store."""
 
@@ -78,6 +115,7 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(ContainErrors)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
 

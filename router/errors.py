@@ -79,6 +79,22 @@ class NotFound(RouterError):
     default_code = "model_not_found"
 
 
+class RequestTimeout(RouterError):
+    """The client did not send its whole body within the policy's ``limits.body_timeout_s``."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class ClientClosed(RouterError):
+    """The client went away before its request was read (nginx's 499; nobody receives it)."""
+
+    status = 499
+    error_type = "invalid_request_error"
+    default_code = "client_disconnected"
+
+
 class PayloadTooLarge(RouterError):
     """The request body is larger than the policy's ``limits.max_body_bytes``."""
 
@@ -105,6 +121,18 @@ class BudgetExceeded(RouterError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.headers.setdefault("x-should-retry", "false")
+
+
+class BudgetBusy(BudgetExceeded):
+    """Only other requests' in-flight holds leave no room: retry after ``retry-after``."""
+
+    error_type = "rate_limit_error"
+    default_code = "budget_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int, **kwargs: Any) -> None:
+        RouterError.__init__(self, message, **kwargs)
+        self.headers["x-should-retry"] = "true"
+        self.headers["retry-after"] = str(retry_after_s)
 
 
 class ServiceUnavailable(RouterError):

@@ -336,7 +336,7 @@ class EmbeddedRedis:
             self._url = f"unix://{path}"
             args += ["--port", "0", "--unixsocket", str(path), "--unixsocketperm", "700"]
         else:
-            self._port = _free_port()
+            self._port = self._port or _free_port()  # a restart keeps the address
             self._url = f"redis://127.0.0.1:{self._port}"
             args += ["--port", str(self._port), "--bind", "127.0.0.1"]
         return args

@@ -19,11 +19,14 @@ from router.classify.base import Classifier
 from router.classify.factory import build_classifier
 from router.classify.settings import ClassifierSettings
 from router.keys.store import RedisKeyStore
+from router.ledger.replay import Upkeep
+from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
 from router.observability.hub import Observability
 from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.redis_client import RedisHandle, connect_redis
+from router.redis_embedded import default_data_dir
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
@@ -65,6 +68,8 @@ class Services:
     keys: RedisKeyStore | None = None
     budgets: Budgets = field(default_factory=lambda: Budgets(None))
     ledger: Ledger | None = None
+    upkeep: Upkeep | None = None
+    """Replays the ledger spool and writes rows for reclaimed holds."""
     cache: ResponseCache | None = None
     """The response cache (exact and semantic); None without Redis."""
     observability: Observability = field(default_factory=Observability)
@@ -83,6 +88,10 @@ class Services:
         redis = await _connect_redis(settings)
         keys = RedisKeyStore(redis.client) if redis is not None else None
         budgets = Budgets(redis.client if redis is not None else None)
+        spool = _open_spool(settings)
+        ledger = Ledger(redis.client if redis is not None else None, budgets, spool)
+        if spool is not None:
+            budgets.spool_full = lambda: spool.full
         services = cls(
             settings=settings,
             policies=store,
@@ -93,7 +102,7 @@ class Services:
             redis=redis,
             keys=keys,
             budgets=budgets,
-            ledger=Ledger(redis.client if redis is not None else None, budgets),
+            ledger=ledger,
             observability=Observability.start(redis.client if redis else None, budgets),
             cache=ResponseCache(redis.client) if redis is not None else None,
         )
@@ -103,6 +112,10 @@ class Services:
         services._spawn(backends.start_local(store.current.policy))
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
+        if spool is not None:  # what an earlier run left is replayed before ready
+            services.upkeep = Upkeep(ledger, spool)
+            services.observability.metrics.add_runtime(SpoolCollector(spool))
+            await services.upkeep.startup()
         services.ready = True
         log.info("services_ready", policy_hash=store.current.hash)
         return services
@@ -149,6 +162,8 @@ class Services:
                 await window.aclose()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.upkeep is not None:
+            await self.upkeep.aclose()
         if self.ledger is not None:
             await self.ledger.aclose()
         if self.cache is not None:
@@ -160,6 +175,15 @@ class Services:
         await self.http.close()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def _open_spool(settings: Settings) -> Spool | None:
+    """The ledger spool in the data directory; None (logged) when it cannot be created."""
+    try:
+        return Spool.in_data_dir(settings.data_dir or default_data_dir(), settings.spool_max_bytes)
+    except OSError as exc:
+        log.error("ledger_spool_unavailable", error=repr(exc))
+        return None
 
 
 async def _connect_redis(settings: Settings) -> RedisHandle | None:

@@ -27,6 +27,8 @@ class Settings:
     upstream_max_connections: int = 512
     redis_url: str | None = None
     data_dir: Path | None = None
+    spool_max_bytes: int = 256 * 1024 * 1024
+    """``ROUTER_LEDGER_SPOOL_MAX_BYTES``: the ledger spool's bound (``/readyz`` fails past it)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
             "upstream_max_connections": int(e.get("ROUTER_UPSTREAM_MAX_CONNECTIONS", "512")),
             "redis_url": e.get("REDIS_URL") or None,
             "data_dir": Path(e["ROUTER_DATA_DIR"]) if e.get("ROUTER_DATA_DIR") else None,
+            "spool_max_bytes": int(e.get("ROUTER_LEDGER_SPOOL_MAX_BYTES", str(256 * 1024 * 1024))),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -48,3 +49,11 @@ def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own ``ROUTER_DATA_DIR``: a gateway's ledger spool (and embedded
+    Redis) must never carry records from one test into another's Redis."""
+    monkeypatch.setenv("ROUTER_DATA_DIR", str(tmp_path / "router-data"))
+    yield

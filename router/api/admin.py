@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from router.api.body import read_body
+from router.api.jsonsafe import check_numbers
 from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.auth import bearer_token
@@ -60,13 +62,17 @@ def _check_admin(request: Request) -> RedisKeyStore:
 
 
 async def _json(request: Request) -> object:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidRequest("The body is too large.")
+    services: Services = request.app.state.services
+    timeout_s = services.policies.current.policy.limits.body_timeout_s
+    body = await read_body(request, MAX_BODY_BYTES, timeout_s)
     try:
-        return orjson.loads(body or b"{}")
+        data = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The body is not valid JSON: {exc}.") from exc
+        raise InvalidRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    check_numbers(body)
+    return data
 
 
 async def create_key(request: Request) -> Response:

@@ -15,7 +15,7 @@ from router.api.protocol import parse_chat_request
 from router.api.responses import JSONBytesResponse, error_response
 from router.cache.stage import cache_headers
 from router.context import RequestContext
-from router.errors import RouterError, UpstreamError
+from router.errors import ClientClosed, RouterError, UpstreamError
 from router.observability.logcontext import bind_request
 from router.pipeline import response_headers, run_chat
 from router.services import Services
@@ -47,7 +47,8 @@ async def chat_completions(request: Request) -> Response:
         principal = await services.auth.authenticate(
             policy.auth, request.headers.get("authorization")
         )
-        body = await read_body(request, policy.limits.max_body_bytes)
+        limits = policy.limits
+        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         req = parse_chat_request(body)
         extras = req.extra_fields()
         if extras:
@@ -65,7 +66,8 @@ async def chat_completions(request: Request) -> Response:
         outcome = await run_chat(services, loaded, req, ctx)
     except RouterError as err:
         services.observability.rejected(err)  # unless the pipeline counted it
-        if not isinstance(err, UpstreamError):  # upstream failures are recorded by the pipeline
+        # upstream failures are recorded by the pipeline; a client gone mid-body by read_body
+        if not isinstance(err, UpstreamError | ClientClosed):
             log.info(
                 "request_rejected",
                 request_id=rid,

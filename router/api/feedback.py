@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.body import read_body
+from router.api.jsonsafe import check_numbers
 from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
@@ -56,6 +57,7 @@ def parse_feedback(body: bytes) -> Feedback:
         raise InvalidRequest(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    check_numbers(body)
     try:
         fb = FeedbackBody.model_validate(data)
     except ValidationError as exc:
@@ -79,7 +81,8 @@ async def post_feedback(request: Request) -> Response:
         principal = await services.auth.authenticate(
             policy.auth, request.headers.get("authorization")
         )
-        fb = parse_feedback(await read_body(request, MAX_BODY_BYTES))
+        body = await read_body(request, MAX_BODY_BYTES, policy.limits.body_timeout_s)
+        fb = parse_feedback(body)
         bind_request(fb.request_id, loaded.hash)
         try:
             facts = await obs.feedback.lookup(principal.tenant, fb.request_id)

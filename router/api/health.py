@@ -1,4 +1,15 @@
-"""``GET /healthz`` (the process is alive) and ``GET /readyz`` (it can serve traffic)."""
+"""``GET /healthz`` (the process is alive) and ``GET /readyz`` (it can serve traffic).
+
+``/healthz`` is about the process only (its event loop answers): a liveness probe must not
+restart a replica because Redis is down. ``/readyz`` answers 503 while the replica cannot
+serve as its policy promises:
+
+* services starting, or the local models still loading;
+* the ledger spool left by an earlier run not yet replayed into Redis (``replaying_spool``);
+* ``on_store_error: fail_closed``, a budget or virtual keys in the policy, and Redis does not
+  answer ``PING`` within 1 s (``redis_unreachable``): every budgeted request would get a 503;
+* the ledger spool is full (``spool_full``): a record could no longer be kept safely.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.responses import JSONBytesResponse
+from router.policy.schema import Policy
 from router.services import Services
 
 
@@ -38,9 +50,32 @@ async def readyz(request: Request) -> Response:
         }
         if local.loading:  # readiness waits for the local models to load
             return JSONBytesResponse({"status": "loading", "checks": checks}, status_code=503)
-    redis = services.redis  # reported, not required: without it the cache misses
-    checks["redis"] = {
-        "ok": await redis.ping() if redis is not None else False,
-        "kind": redis.kind if redis is not None else None,
-    }
-    return JSONBytesResponse({"status": "ready", "checks": checks})
+    redis = services.redis
+    redis_ok = await redis.ping() if redis is not None else False
+    checks["redis"] = {"ok": redis_ok, "kind": redis.kind if redis is not None else None}
+    spool = services.ledger.spool if services.ledger is not None else None
+    if spool is not None:
+        checks["ledger_spool"] = {
+            "bytes": spool.size_bytes,
+            "max_bytes": spool.max_bytes,
+            "pending": spool.pending,
+            "full": spool.full,
+        }
+    status = "ready"
+    upkeep = services.upkeep
+    if upkeep is not None and not upkeep.started:
+        status = "replaying_spool"
+    elif not redis_ok and _needs_redis(store.current.policy):
+        status = "redis_unreachable"  # fail_open replicas keep serving (their allowance)
+    elif spool is not None and spool.full:
+        status = "spool_full"
+    code = 200 if status == "ready" else 503
+    return JSONBytesResponse({"status": status, "checks": checks}, status_code=code)
+
+
+def _needs_redis(policy: Policy) -> bool:
+    """Whether this policy refuses requests without Redis: ``fail_closed`` with a budget or
+    virtual keys (whose budgets and rate limits live there)."""
+    b = policy.budgets
+    limited = b.global_ is not None or bool(b.teams) or policy.auth == "keys"
+    return limited and b.on_store_error == "fail_closed"

@@ -1,8 +1,9 @@
 """``GET /openapi.json``: an OpenAPI 3.1 document of the gateway's public HTTP surface.
 
 It describes what a client may send (the chat body's main fields, feedback, models, health,
-metrics) and the error shape; the schemathesis fuzz test generates requests from it. The
-admin API is left out (documented in ``router/api/admin.py``).
+metrics), the admin API for virtual keys (``ROUTER_ADMIN_KEY`` as the bearer token; see
+``router/api/admin.py``) and the error shape; the schemathesis fuzz test generates requests
+from it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from router.api.feedback import REQUEST_ID_PATTERN
 from router.api.responses import JSONBytesResponse
+from router.keys.requests import KeyCreate, KeyUpdate
 
 ROLES = ["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -109,7 +111,69 @@ def _schemas() -> dict[str, Any]:
             }
         },
     }
-    return {"ChatRequest": chat, "Feedback": feedback, "Error": error, "Message": message}
+    return {
+        "ChatRequest": chat,
+        "Feedback": feedback,
+        "Error": error,
+        "Message": message,
+        "KeyCreate": _pydantic_schema(KeyCreate.model_json_schema(by_alias=True)),
+        "KeyUpdate": _pydantic_schema(KeyUpdate.model_json_schema(by_alias=True)),
+    }
+
+
+def _pydantic_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema without its title noise (it has no ``$defs`` here)."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return schema
+
+
+def _admin_paths(errors: dict[str, Any]) -> dict[str, Any]:
+    """``/admin/keys`` operations (bearer ``ROUTER_ADMIN_KEY``)."""
+    obj = {"application/json": {"schema": {"type": "object"}}}
+    key_id = [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    admin_errors = {
+        **errors,
+        "403": _error_response("The admin API is disabled"),
+        "404": _error_response("No such key"),
+        "413": _error_response("Body too large"),
+        "503": _error_response("Key store unavailable"),
+    }
+    return {
+        "/admin/keys": {
+            "post": {
+                "operationId": "createKey",
+                "requestBody": _json_body("KeyCreate"),
+                "responses": {"201": {"description": "Created", "content": obj}, **admin_errors},
+            },
+            "get": {
+                "operationId": "listKeys",
+                "parameters": [
+                    {"name": "team", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "Keys", "content": obj}, **admin_errors},
+            },
+        },
+        "/admin/keys/{key_id}": {
+            "get": {
+                "operationId": "getKey",
+                "parameters": key_id,
+                "responses": {"200": {"description": "The key", "content": obj}, **admin_errors},
+            },
+            "patch": {
+                "operationId": "updateKey",
+                "parameters": key_id,
+                "requestBody": _json_body("KeyUpdate"),
+                "responses": {"200": {"description": "Updated", "content": obj}, **admin_errors},
+            },
+            "delete": {
+                "operationId": "revokeKey",
+                "parameters": key_id,
+                "responses": {"200": {"description": "Revoked", "content": obj}, **admin_errors},
+            },
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -205,6 +269,7 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {"operationId": "openapi", "responses": _plain("This document")}
             },
+            **_admin_paths(errors),
         },
     }
 

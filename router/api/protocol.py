@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from router.api.jsonsafe import check_numbers
 from router.errors import InvalidRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -214,6 +215,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         ) from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    check_numbers(body)
     try:
         req = ChatRequest.model_validate_json(body, strict=True)
     except ValidationError as exc:

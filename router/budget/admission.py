@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+import orjson
 import structlog
 
 from router.api.protocol import ChatRequest
@@ -88,6 +90,23 @@ def downgraded(loaded: LoadedPolicy, plan: Plan, decision: RouteDecision) -> Rou
     return dataclasses.replace(local, fallbacks=())
 
 
+def hold_meta(ctx: RequestContext, decision: RouteDecision, policy_hash: str, stream: bool) -> str:
+    """What a ``reclaimed`` ledger row needs to know of the request (JSON, no tabs)."""
+    meta = {
+        "request_id": ctx.request_id,
+        "ts": round(time.time() - (time.perf_counter() - ctx.started_at), 3),
+        "tenant": ctx.tenant,
+        "key_id": ctx.key_id,
+        "team": ctx.team,
+        "route": decision.route,
+        "tier": decision.tier,
+        "model": decision.target.name,
+        "policy_hash": policy_hash,
+        "stream": stream,
+    }
+    return orjson.dumps(meta).decode()
+
+
 async def _reserve_for(
     budgets: Budgets,
     settings: BudgetSettings,
@@ -95,12 +114,13 @@ async def _reserve_for(
     limits: tuple[LimitScope, ...],
     req: ChatRequest,
     decision: RouteDecision,
+    meta: str = "-",
 ) -> Reservation | None:
     models = (decision.target, *decision.fallbacks)
     upper = input_tokens_upper_bound(req)
     amount = worst_case_usd(req, models, upper)
     tokens = worst_case_tokens(req, models, upper)
-    return await budgets.reserve(settings, scopes, limits, amount, tokens)
+    return await budgets.reserve(settings, scopes, limits, amount, tokens, meta)
 
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
@@ -127,13 +147,16 @@ async def admit(
     scopes, limits = scopes_for(settings, key, outcome.ctx.team)
     if not scopes and not limits:
         return
+    ctx = outcome.ctx
     try:
-        hold = await _reserve_for(budgets, settings, scopes, limits, req, decision)
+        meta = hold_meta(ctx, decision, loaded.hash, req.stream)
+        hold = await _reserve_for(budgets, settings, scopes, limits, req, decision, meta)
     except BudgetExceeded:
         local = downgraded(loaded, plan, decision) if settings.action == "downgrade" else None
         if local is None:
             raise
-        hold = await _reserve_for(budgets, settings, scopes, limits, req, local)
+        meta = hold_meta(ctx, local, loaded.hash, req.stream)
+        hold = await _reserve_for(budgets, settings, scopes, limits, req, local, meta)
         outcome.decision = local
         outcome.headers["x-router-budget"] = "downgraded"
         log.info("budget_downgrade", request_id=outcome.ctx.request_id, model=local.target.name)

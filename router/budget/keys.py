@@ -17,6 +17,14 @@ Per-scope scripts with compensation would spread the load but can overshoot tran
                                              the scope keys it holds)
 ``rb:{budget}:exp``                          sorted set: reservation id -> expiry (Unix ms);
                                              the scripts reclaim expired ones (dead workers)
+``rb:{budget}:reclaimed``                    hash: reclaimed reservation id -> its detail and
+                                             the reclaim time (charged, row not yet written)
+``rb:{budget}:reclaiming``                   hash: the same, claimed by a gateway writing the
+                                             ``reclaimed`` ledger row
+``rb:{budget}:reclaimed_rows``               hash: the same, row written (kept 40 days for
+                                             ``router ledger reconcile``)
+``rb:{budget}:charged``                      hash: ids of ``fail_open`` spend already added to
+                                             the counters (replays add it once)
 ===========================================  ==================================================
 
 ``<scope>`` is ``k:<key id>``, ``t:<team>`` or ``g`` (global); ``<window>`` is ``d20261123``,
@@ -81,6 +89,26 @@ def reservations_key() -> str:
 def expiry_key() -> str:
     """The sorted set of open reservations by expiry (Unix ms)."""
     return f"{PREFIX}:exp"
+
+
+def reclaimed_key() -> str:
+    """The hash of reclaimed reservations whose ledger row is not written yet."""
+    return f"{PREFIX}:reclaimed"
+
+
+def reclaiming_key() -> str:
+    """The hash of reclaimed reservations a gateway is writing rows for."""
+    return f"{PREFIX}:reclaiming"
+
+
+def reclaimed_rows_key() -> str:
+    """The hash of reclaimed holds whose ``reclaimed`` row is written (for reconciliation)."""
+    return f"{PREFIX}:reclaimed_rows"
+
+
+def charged_key() -> str:
+    """The hash of ``fail_open`` reservation ids whose spend was added to the counters."""
+    return f"{PREFIX}:charged"
 
 
 def window_reset_s(window: str, now: datetime | None = None) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,9 @@ from redis.exceptions import NoScriptError, RedisError
 
 from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
-from router.budget.scripts import RESERVE, SETTLE
+from router.budget.scripts import CHARGE, RESERVE, SETTLE
 from router.budget.settings import BudgetSettings
-from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
 from router.redis_client import RedisClient
 
 log = structlog.get_logger("router.budget")
@@ -71,6 +72,35 @@ class _Allowance:
     used_usd: float = 0.0
 
 
+def _no_room(
+    s: BudgetScope,
+    spent_nano: int,
+    held_nano: int,
+    amount_nano: int,
+    amount_usd: float,
+    age_ms: int,
+    ttl_s: float,
+) -> BudgetExceeded:
+    """The 429 of a scope without room: :class:`BudgetBusy` when only other requests' holds
+    block this one (it fits once they settle), else :class:`BudgetExceeded` (retrying the same
+    request cannot help before the window resets)."""
+    spent, held = bk.from_nano(spent_nano), bk.from_nano(held_nano)
+    state = (
+        f"${spent:.6f} spent and ${held:.6f} reserved of ${s.limit_usd:g} per {s.window}; "
+        f"this request may cost up to ${amount_usd:.6f}"
+    )
+    if spent_nano + amount_nano <= bk.to_nano(s.limit_usd):
+        # Requests usually end about as long after the oldest open hold began as that hold has
+        # been open; a hold never outlives the reservation TTL.
+        retry_s = min(max(1, -(-age_ms // 1000)), max(1, int(ttl_s)))
+        return BudgetBusy(
+            f"Budget of {s.label} is busy: {state}. Requests in flight hold the rest; "
+            f"retry after {retry_s} s.",
+            retry_after_s=retry_s,
+        )
+    return BudgetExceeded(f"Budget of {s.label} exhausted: {state}.", code="budget_exceeded")
+
+
 class Budgets:
     """Reserve, settle and release against Redis (``redis=None``: the store is unreachable)."""
 
@@ -83,6 +113,8 @@ class Budgets:
         self.soft_alerts = 0
         self.gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
         """Shared with the ledger writer: every budget and ledger call passes through it."""
+        self.spool_full: Callable[[], bool] = lambda: False
+        """Whether the ledger spool is full: then no request is served unmetered."""
 
     async def _load(self, name: str, source: str) -> str:
         assert self.redis is not None
@@ -113,11 +145,14 @@ class Budgets:
         limits: tuple[LimitScope, ...],
         amount_usd: float,
         est_tokens: int,
+        meta: str = "-",
     ) -> Reservation | None:
         """Hold ``amount_usd`` against ``scopes`` and count one request against ``limits``.
 
-        Returns None when nothing limits the request. Raises :class:`BudgetExceeded`,
-        :class:`RateLimited`, or :class:`ServiceUnavailable` (store down, ``fail_closed``).
+        ``meta`` (JSON without tabs) describes the request for the ``reclaimed`` ledger row
+        written if the hold is never settled. Returns None when nothing limits the request.
+        Raises :class:`BudgetExceeded`, :class:`RateLimited`, or :class:`ServiceUnavailable`
+        (store down, ``fail_closed``).
         """
         if not scopes and not limits:
             return None
@@ -137,23 +172,21 @@ class Budgets:
             args += [limit, ttl, soft]
         for lim in limits:
             args += [lim.rpm or 0, lim.tpm or 0]
+        args.append(meta)
         keys = [bk.reservations_key(), bk.expiry_key(), *budget_keys, *rl_keys]
         try:
             if self.redis is None:
                 raise RedisError("no Redis connection")
             reply = await self.eval_script("reserve", RESERVE, keys, args)
         except (TimeoutError, RedisError, OSError) as exc:
-            return self._store_down(settings, amount_usd, est_tokens, exc)
+            hold = self._store_down(settings, amount_usd, est_tokens, exc)
+            hold.budget_keys, hold.key_ttls_s = budget_keys, ttls  # charged once Redis is back
+            return hold
         status, idx, retry_ms, values, crossed = reply
         if status == 1:
             s = scopes[int(idx) - 1]
-            spent, held = bk.from_nano(int(values[0])), bk.from_nano(int(values[1]))
-            raise BudgetExceeded(
-                f"Budget of {s.label} exhausted: ${spent:.6f} spent and ${held:.6f} reserved of "
-                f"${s.limit_usd:g} per {s.window}; this request may cost up to "
-                f"${amount_usd:.6f}.",
-                code="budget_exceeded",
-            )
+            raise _no_room(s, int(values[0]), int(values[1]), amount, amount_usd, int(retry_ms),
+                           settings.reservation_ttl_s)  # fmt: skip
         if status in (2, 3):
             lim = limits[int(idx) - 1]
             what = "requests" if status == 2 else "tokens"
@@ -187,7 +220,7 @@ class Budgets:
     ) -> Reservation:
         self.errors += 1
         log.warning("budget_store_error", error=repr(exc), mode=settings.on_store_error)
-        if settings.on_store_error == "fail_open":
+        if settings.on_store_error == "fail_open" and not self.spool_full():
             a = self._allowance
             if a.used_usd + amount_usd <= settings.local_allowance_usd:
                 a.used_usd += amount_usd
@@ -205,6 +238,20 @@ class Budgets:
         args: list[Any] = [hold.rid, bk.to_nano(actual_usd), hold.amount_nano, actual_tokens]
         args += [hold.est_tokens, len(hold.budget_keys), *hold.key_ttls_s]
         return SETTLE, keys, args
+
+    def charge_command(self, hold: Reservation, actual_usd: float) -> tuple[
+        str, list[str], list[Any]
+    ]:  # fmt: skip
+        """The (script source, keys, args) that add a ``fail_open`` hold's actual cost to its
+        scopes' counters, once (replays of the same hold change nothing)."""
+        keys = [bk.charged_key(), *hold.budget_keys]
+        return CHARGE, keys, [hold.rid, bk.to_nano(actual_usd), *hold.key_ttls_s]
+
+    def release_allowance(self, charged_nano: int) -> None:
+        """Spend served under ``fail_open`` reached the Redis counters: it no longer counts
+        against this process's allowance."""
+        a = self._allowance
+        a.used_usd = max(0.0, a.used_usd - bk.from_nano(charged_nano))
 
     def settle_local(self, hold: Reservation, actual_usd: float) -> None:
         """Settle a fail-open hold against this process's allowance."""
@@ -225,7 +272,7 @@ class Budgets:
             return True
         source, keys, args = self.settle_command(hold, actual_usd, actual_tokens)
         try:
-            return bool(await self.eval_script("settle", source, keys, args))
+            return int(await self.eval_script("settle", source, keys, args)) == 1
         except (TimeoutError, RedisError, OSError) as exc:
             self.errors += 1
             log.warning("budget_settle_failed", rid=hold.rid, error=repr(exc))

@@ -14,6 +14,7 @@ earlier turns are identical, and only their last user message differs.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,13 @@ def _message(m: Any) -> dict[str, Any]:
 
 
 def _hash(obj: Any) -> str:
-    data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    try:
+        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        # What orjson cannot write (nesting past 254 levels, an integer past 64 bits: the API
+        # layer refuses those, this is the last line) still gets a stable digest, never a 500.
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+        data = text.encode("utf-8", "surrogatepass")
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""``router ledger export --since ... --until ... --format jsonl|csv|parquet [--output FILE]``."""
+"""``router ledger export --since ... --until ... --format jsonl|csv|parquet [--output FILE]``
+and ``router ledger reconcile`` (correct reclaimed holds with the provider's actual usage)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     e.add_argument("--output", "-o", type=Path, help="file (default stdout; required: parquet)")
     e.set_defaults(func=export_cmd)
+    r = lsub.add_parser(
+        "reconcile",
+        help="correct holds of dead replicas (charged at their reserved amount) to what the "
+        "provider billed",
+    )
+    r.add_argument("request_id", nargs="?", help="the request (or hold) id of a reclaimed row")
+    r.add_argument("--cost-usd", type=float, help="what the provider billed for it")
+    r.add_argument("--prompt-tokens", type=int, default=0)
+    r.add_argument("--completion-tokens", type=int, default=0)
+    r.add_argument("--note", default="", help="recorded in the adjustment row's reason")
+    r.add_argument(
+        "--usage",
+        type=Path,
+        help='JSON lines of provider usage: {"request_id", "cost_usd", "prompt_tokens", '
+        '"completion_tokens"}; every reclaimed request listed is corrected',
+    )
+    r.add_argument("--list", action="store_true", help="list reclaimed holds not reconciled")
+    r.set_defaults(func=reconcile_cmd)
 
 
 def export_cmd(args: argparse.Namespace) -> int:
@@ -56,5 +75,60 @@ async def _export(since: float | None, until: float | None, fmt: str, path: Path
                 out = sys.stdout.buffer
             sink = sink_for(fmt, out, path if fmt == "parquet" else None)
             return await export(ledger.read(since, until), sink)
+    finally:
+        await handle.aclose()
+
+
+def reconcile_cmd(args: argparse.Namespace) -> int:
+    """List or correct reclaimed holds; prints one JSON line per hold."""
+    if not args.list and args.usage is None and (args.request_id is None or args.cost_usd is None):
+        print("error: give REQUEST_ID --cost-usd X, --usage FILE, or --list", file=sys.stderr)
+        return 2
+    return asyncio.run(_reconcile(args))
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    import orjson
+
+    from router.budget.reserve import Budgets
+    from router.ledger.reconcile import parse_usage_line, pending, reconcile
+    from router.ledger.writer import Ledger
+    from router.redis_client import connect_redis
+    from router.settings import Settings
+
+    settings = Settings.from_env()
+    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    try:
+        budgets = Budgets(handle.client)
+        ledger = Ledger(handle.client, budgets)
+        if args.list:
+            for held in await pending(budgets):
+                row = {"request_id": held.request_id, "hold_id": held.hold_id,
+                       "key_id": held.key_id, "team": held.team, "model": held.model,
+                       "charged_usd": held.charged_usd}  # fmt: skip
+                print(orjson.dumps(row).decode())
+            return 0
+        todo: list[tuple[str, float, int, int]] = []
+        if args.usage is not None:
+            waiting = {h.request_id for h in await pending(budgets)}
+            for line in args.usage.read_bytes().splitlines():
+                if line.strip():
+                    item = parse_usage_line(line)
+                    if item[0] in waiting:
+                        todo.append(item)
+        else:
+            todo.append((args.request_id, args.cost_usd, args.prompt_tokens,
+                         args.completion_tokens))  # fmt: skip
+        failed = 0
+        for rid, cost, p_tok, c_tok in todo:
+            try:
+                done = await reconcile(ledger, rid, cost, p_tok, c_tok, args.note)
+            except LookupError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            print(orjson.dumps(done).decode())
+        print(f"reconciled {len(todo) - failed} holds", file=sys.stderr)
+        return 1 if failed else 0
     finally:
         await handle.aclose()

@@ -101,6 +101,7 @@ class ParquetSink:
             "counterfactual_usd": pa.float64(), "latency_ms": pa.float64(),
             "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "status": pa.int64(),
             "estimated": pa.bool_(), "stream": pa.bool_(), "fallback": pa.bool_(),
+            "unmetered": pa.bool_(),
         }  # fmt: skip
         self._pa = pa
         self.schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])

@@ -15,6 +15,8 @@ Redis Cluster too.
                                            (nano-dollars, 1e-9 USD, exact sums)
 ``rl:{ledger}:days``                       set of ``YYYYMMDD`` that have rollups
 ``rl:{ledger}:teams:<YYYYMMDD>``           set of teams with a rollup that day
+``rl:{ledger}:ids:<YYYYMMDD>``             set of write ids of that day's records (8 days):
+                                           the ledger script refuses a second row for one id
 =========================================  ====================================================
 
 Teams without a key (``auth: none``) are recorded as ``-``.
@@ -35,7 +37,14 @@ METRICS = (
     "completion_tokens",
     "cost_nusd",
     "counterfactual_nusd",
+    "unmetered_nusd",
+    "reclaimed_nusd",
 )
+"""``unmetered_nusd``: cost served under ``fail_open`` while Redis was unreachable (added to the
+budget counters only once Redis was back); ``reclaimed_nusd``: holds of dead replicas charged
+at their reserved amount (``reclaimed`` rows)."""
+IDS_TTL_S = 8 * 86400
+"""How long a day's write ids are kept: a spool replayed later than this could duplicate."""
 _PLAIN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 
@@ -66,6 +75,11 @@ def days_key() -> str:
 def teams_key(day: str) -> str:
     """The set of teams with a rollup on ``day``."""
     return f"{PREFIX}:teams:{day}"
+
+
+def ids_key(day: str) -> str:
+    """The set of write ids of the records of ``day`` (idempotent appends)."""
+    return f"{PREFIX}:ids:{day}"
 
 
 def rollup_field(model: str, metric: str) -> str:

@@ -40,6 +40,9 @@ class LedgerRecord:
     stream: bool
     fallback: bool
     """Whether a fallback model answered."""
+    unmetered: bool = False
+    """Served under ``fail_open`` while Redis was unreachable: its spend reached the budget
+    counters only once Redis was back (reports show such spend apart)."""
 
     @property
     def day(self) -> str:

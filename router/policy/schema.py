@@ -150,6 +150,8 @@ class Limits(Strict):
     """Request limits."""
 
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """A request body not received in full within this many seconds is answered 408."""
 
 
 class Defaults(Strict):

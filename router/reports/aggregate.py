@@ -12,6 +12,11 @@ Definitions (money in US dollars, latency in milliseconds, shares and rates in [
   ``semantic``; ``bypass`` is left out); None when none did.
 * ``tier_share``: the share of requests per tier (``-`` when no tier was decided);
   ``tier_requests`` and ``tier_spend_usd`` are the counts and spend behind it.
+* ``unmetered_usd``: spend served under ``fail_open`` while Redis was unreachable (in
+  ``spend_usd`` too; it reached the budget counters only once Redis was back).
+* ``reclaimed_usd`` / ``reclaimed_requests``: holds of dead replicas charged at their reserved
+  amount (``reclaimed`` rows; in ``spend_usd`` too), net of the adjustment rows of
+  ``router ledger reconcile`` (``reconciled``: money only, not counted as requests).
 * ``latency_p50_ms`` / ``latency_p95_ms``: exact percentiles of ``latency_ms`` with linear
   interpolation between order statistics (numpy's default); None without records.
 """
@@ -24,6 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.ledger.record import LedgerRecord
+
+RECLAIMED = "reclaimed"
+"""The ``error`` of a row written for a dead replica's hold (see router.ledger.replay)."""
+RECONCILED = "reconciled"
+"""The ``error`` of an adjustment row of ``router ledger reconcile`` (not a request)."""
 
 GROUP_FIELDS = ("team", "key", "model", "route", "tier", "day")
 """What ``--by`` accepts."""
@@ -94,9 +104,20 @@ class Acc:
     tiers: dict[str, int] = field(default_factory=dict)
     tier_spend: dict[str, list[float]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    unmetered: list[float] = field(default_factory=list)
+    reclaimed: list[float] = field(default_factory=list)
+    reclaimed_requests: int = 0
 
     def add(self, rec: LedgerRecord) -> None:
         """Count ``rec``."""
+        if rec.unmetered:
+            self.unmetered.append(rec.cost_usd)
+        if rec.error in (RECLAIMED, RECONCILED):
+            self.reclaimed.append(rec.cost_usd)
+            if rec.error == RECONCILED:  # an adjustment of a reclaimed row, not a request
+                self.spend.append(rec.cost_usd)
+                return
+            self.reclaimed_requests += 1
         self.requests += 1
         self.errors += rec.status >= 400
         self.prompt_tokens += rec.prompt_tokens
@@ -145,6 +166,9 @@ class Acc:
             },
             "latency_p50_ms": None if p50 is None else round(p50, 3),
             "latency_p95_ms": None if p95 is None else round(p95, 3),
+            "unmetered_usd": round(math.fsum(self.unmetered), 9),
+            "reclaimed_usd": round(math.fsum(self.reclaimed), 9),
+            "reclaimed_requests": self.reclaimed_requests,
         }
 
 

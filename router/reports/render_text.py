@@ -31,6 +31,8 @@ CSV_METRICS = (
     "cache_hit_rate",
     "latency_p50_ms",
     "latency_p95_ms",
+    "unmetered_usd",
+    "reclaimed_usd",
 )
 """Metric columns of the CSV, after the grouping columns; then one ``tier_<name>_share`` each."""
 TOTAL_LABEL = "(total)"
@@ -150,6 +152,18 @@ def render_table(report: Report, width: int = 160, color: bool = False) -> str:
     console.print(metrics_table(report))
     if report.budgets:
         console.print(budget_table(report))
+    m = report.totals
+    if m.get("unmetered_usd"):
+        console.print(
+            f"Served unmetered (Redis unreachable, fail_open): {usd(m['unmetered_usd'])} of the "
+            "spend; charged to the budgets once Redis was back."
+        )
+    if m.get("reclaimed_usd"):
+        console.print(
+            f"Reclaimed holds of dead replicas: {usd(m['reclaimed_usd'])} in "
+            f"{m['reclaimed_requests']} rows, charged at the reserved amount (correct them with "
+            "router ledger reconcile)."
+        )
     if report.totals.get("truncated"):
         console.print("[yellow]note: the range held more records than one report reads[/]")
     out = console.file

@@ -70,8 +70,9 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         """Start the process and block until it is ready."""
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        if not env.get("REDIS_URL") and not env.get("ROUTER_DATA_DIR"):
-            # A private embedded Redis: no state shared with other runs or a developer's data.
+        if not env.get("ROUTER_DATA_DIR"):
+            # A private data directory (embedded Redis, ledger spool): no state shared with
+            # other runs or a developer's data.
             self._data_dir = tempfile.TemporaryDirectory(prefix="gw-data-")
             env["ROUTER_DATA_DIR"] = self._data_dir.name
         cmd = [

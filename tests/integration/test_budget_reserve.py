@@ -12,7 +12,7 @@ from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope
 from router.budget.reserve import Budgets, BudgetScope
 from router.budget.settings import BudgetSettings
-from router.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from tests.integration.budget_support import early_in_a_minute
@@ -49,12 +49,34 @@ async def test_exhausted_scope_is_named_and_nothing_is_held(redis_client: aredis
     b = Budgets(redis_client)
     hold = await b.reserve(SETTINGS, (KEY, TEAM), (), 0.9, 1)
     assert hold is not None
+    await b.settle(hold, 0.9, 1)
     with pytest.raises(BudgetExceeded) as err:
         await b.reserve(SETTINGS, (TEAM, KEY), (), 0.2, 1)
-    assert "key key_a" in err.value.message
+    assert "key key_a" in err.value.message and "exhausted" in err.value.message
+    assert err.value.code == "budget_exceeded"
     assert err.value.headers["x-should-retry"] == "false"
     # the failed attempt held nothing in the team scope it had passed
-    assert await _state(b, TEAM) == pytest.approx((0.0, 0.9))
+    assert await _state(b, TEAM) == pytest.approx((0.9, 0.0))
+
+
+async def test_only_holds_in_the_way_is_busy_not_exhausted(redis_client: aredis.Redis) -> None:
+    b = Budgets(redis_client)
+    settings = BudgetSettings(reservation_ttl_s=60)
+    hold = await b.reserve(settings, (KEY,), (), 0.9, 1)
+    assert hold is not None
+    await asyncio.sleep(1.2)  # the hold's age sets retry-after
+    with pytest.raises(BudgetBusy) as err:
+        await b.reserve(settings, (KEY,), (), 0.2, 1)
+    assert err.value.status == 429 and err.value.code == "budget_busy"
+    assert err.value.error_type == "rate_limit_error"
+    assert err.value.headers["x-should-retry"] == "true"
+    assert 2 <= int(err.value.headers["retry-after"]) <= 3
+    await b.settle(hold, 0.5, 1)  # once it settles, the same request fits
+    assert await b.reserve(settings, (KEY,), (), 0.2, 1) is not None
+    with pytest.raises(BudgetExceeded) as exhausted:  # 0.5 spent + 0.6 > 1.0: never fits
+        await b.reserve(settings, (KEY,), (), 0.6, 1)
+    assert not isinstance(exhausted.value, BudgetBusy)
+    assert exhausted.value.headers["x-should-retry"] == "false"
 
 
 async def test_concurrent_reservations_never_overshoot(redis_client: aredis.Redis) -> None:
@@ -89,12 +111,33 @@ async def test_expired_reservations_are_reclaimed(redis_client: aredis.Redis) ->
     with pytest.raises(BudgetExceeded):
         await b.reserve(short, (KEY,), (), 0.5, 1)
     await asyncio.sleep(0.3)
-    live = await b.reserve(short, (KEY,), (), 0.5, 1)  # the script reclaimed the dead hold
+    # the script reclaimed the dead hold: charged at its reserved amount (the provider may have
+    # billed the call), so the budget cannot be spent again
+    with pytest.raises(BudgetExceeded):
+        await b.reserve(short, (KEY,), (), 0.5, 1)
+    assert await _state(b, KEY) == pytest.approx((0.8, 0.0))
+    live = await b.reserve(short, (KEY,), (), 0.2, 1)
     assert live is not None
-    assert await _state(b, KEY) == pytest.approx((0.0, 0.5))
-    # a late settle of the reclaimed hold charges its cost but releases nothing twice
+    assert await redis_client.hexists(bk.reclaimed_key(), dead.rid)
+    # a late settle of the reclaimed hold corrects the charge to the actual cost, once
     assert await b.settle(dead, 0.3, 1) is False
-    assert await _state(b, KEY) == pytest.approx((0.3, 0.5))
+    assert await _state(b, KEY) == pytest.approx((0.3, 0.2))
+    assert not await redis_client.hexists(bk.reclaimed_key(), dead.rid)
+    source, keys, args = b.settle_command(dead, 0.3, 1)
+    assert await b.eval_script("settle", source, keys, args) == 0  # a replay changes nothing
+    assert await _state(b, KEY) == pytest.approx((0.3, 0.2))
+
+
+async def test_settle_replays_change_nothing(redis_client: aredis.Redis) -> None:
+    b = Budgets(redis_client)
+    hold = await b.reserve(SETTINGS, (KEY, TEAM), (), 0.4, 10)
+    assert hold is not None
+    source, keys, args = b.settle_command(hold, 0.1, 5)
+    assert await b.eval_script("settle", source, keys, args) == 1
+    for _ in range(3):  # a timed-out settle that did run, replayed from the spool
+        assert await b.eval_script("settle", source, keys, args) == 0
+    for s in (KEY, TEAM):
+        assert await _state(b, s) == pytest.approx((0.1, 0.0))
 
 
 async def test_rate_limits_requests_and_tokens(redis_client: aredis.Redis) -> None:

@@ -24,7 +24,7 @@ async def test_document_lists_the_public_endpoints(h: Harness) -> None:
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {
         "/v1/chat/completions", "/v1/feedback", "/v1/models", "/healthz", "/readyz",
-        "/metrics", "/openapi.json",
+        "/metrics", "/openapi.json", "/admin/keys", "/admin/keys/{key_id}",
     }  # fmt: skip
     for path in doc["paths"].values():
         for op in path.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router.reports.aggregate import aggregate, bucket_width_s, parse_by, percentile
-from tests.unit.reports.ledger_fixture import BASE_S, DAY_S, ledger
+from tests.unit.reports.ledger_fixture import BASE_S, DAY_S, ledger, rec
 
 approx = pytest.approx
 
@@ -121,3 +121,18 @@ def test_bucket_width() -> None:
     assert bucket_width_s(0, 30) == 60
     assert bucket_width_s(0, 3 * 3600) == 300
     assert bucket_width_s(0, 30 * DAY_S) == 86400
+
+
+def test_unmetered_and_reclaimed_spend_are_shown_apart() -> None:
+    rows = [
+        *ledger(),
+        rec(request_id="u1", cost_usd=0.04, unmetered=True),
+        rec(request_id="x1", cost_usd=0.05, error="reclaimed", status=0, tier=None),
+        rec(request_id="x1", cost_usd=-0.02, error="reconciled", status=0, tier=None),
+    ]
+    t = aggregate(rows).totals
+    assert t["requests"] == 7  # the adjustment row is money, not a request
+    assert t["spend_usd"] == approx(0.23 + 0.04 + 0.05 - 0.02)
+    assert t["unmetered_usd"] == approx(0.04)
+    assert t["reclaimed_usd"] == approx(0.03) and t["reclaimed_requests"] == 1
+    assert aggregate(ledger()).totals["unmetered_usd"] == 0

@@ -1,0 +1,78 @@
+"""Numbers the gateway cannot carry get a 400 naming the field; nothing else changes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from router.api.jsonsafe import INT_MAX, INT_MIN, check_numbers, out_of_range_field
+from router.api.protocol import parse_chat_request
+from router.app import ContainErrors
+from router.cache.canonical import _hash, canonicalize
+from router.errors import InvalidRequest
+
+BASE = '{"model": "auto", "messages": [{"role": "user", "content": "hi"}]'
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        (f'"seed": {INT_MAX + 1}', "seed"),
+        (f'"seed": {INT_MIN - 1}', "seed"),
+        (f'"logit_bias": {{"50256": {10**40}}}', "logit_bias.50256"),
+        (f'"foo": {{"a": [0, {10**25}]}}', "foo.a[1]"),
+    ],
+)
+def test_out_of_range_integers_name_the_field(extra: str, param: str) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        parse_chat_request((BASE + ", " + extra + "}").encode())
+    assert err.value.param == param and err.value.code == "integer_out_of_range"
+
+
+def test_in_range_values_and_digit_strings_pass() -> None:
+    body = BASE + f', "seed": {INT_MAX}, "x": {INT_MIN}, "s": "{"9" * 40}", "f": 1e300}}'
+    req = parse_chat_request(body.encode())
+    assert req.seed == INT_MAX
+    canonicalize(req, "t")  # digests without error
+
+
+def test_message_field_is_named() -> None:
+    body = (
+        '{"model": "a", "messages": [{"role": "user", "content": "x", "y": ' + str(10**20) + "}]}"
+    )
+    with pytest.raises(InvalidRequest) as err:
+        parse_chat_request(body.encode())
+    assert err.value.param == "messages[0].y"
+
+
+def test_deep_nesting_does_not_exhaust_the_stack() -> None:
+    deep: object = 10**30
+    for _ in range(5000):
+        deep = [deep]
+    assert out_of_range_field({"a": deep}) == "a" + "[0]" * 5000
+    with pytest.raises(InvalidRequest):
+        check_numbers(b"[" * 3000 + b"1" * 30 + b"]" * 3000)
+
+
+def test_digest_survives_what_orjson_cannot_write() -> None:
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    assert _hash({"x": deep}) == _hash({"x": deep})
+    assert _hash({"x": 10**40}) != _hash({"x": 10**41})
+
+
+async def test_unexpected_errors_are_a_500_without_reset() -> None:
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    app = Starlette(routes=[Route("/", boom)], middleware=[Middleware(ContainErrors)])
+    transport = httpx.ASGITransport(app=app)  # raises if the app raises
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/")
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
