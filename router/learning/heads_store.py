@@ -9,6 +9,7 @@ promotion, refusal and rollback is appended to the log stream with its numbers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -40,10 +41,13 @@ class HeadStore:
         """Use ``redis`` (a ``decode_responses`` client)."""
         self.redis = redis
 
-    async def put(self, model_dir: Path) -> str:
-        """Store the head in ``model_dir`` as a new version (not yet serving); its name."""
+    async def new_version(self) -> str:
+        """A fresh version name (``v1``, ``v2``, ...), unique across replicas."""
         n = await self.redis.incr(lk.head_seq_key())
-        version = f"v{n}"
+        return f"v{n}"
+
+    async def put(self, version: str, model_dir: Path) -> None:
+        """Store the head in ``model_dir`` as ``version`` (not yet serving)."""
         npz = (model_dir / WEIGHTS_FILE).read_bytes()
         meta_path = model_dir / METADATA_FILE
         meta = meta_path.read_text(encoding="utf-8") if meta_path.is_file() else "{}"
@@ -55,7 +59,6 @@ class HeadStore:
                 "created": repr(time.time()),
             },
         )
-        return version
 
     async def promote(self, version: str, entry: dict[str, Any]) -> None:
         """Make ``version`` the serving head and log ``entry`` (its numbers)."""
@@ -104,25 +107,30 @@ class HeadStore:
     async def materialize(self, version: str, root: Path) -> Path:
         """Write ``version``'s ``head.npz`` and ``metadata.json`` under ``root``; the folder."""
         out = root / version
-        root.mkdir(parents=True, exist_ok=True)
-        if (out / WEIGHTS_FILE).is_file():
+        if await asyncio.to_thread((out / WEIGHTS_FILE).is_file):
             return out
         npz, meta = await self.redis.hmget(lk.head_key(version), ["npz", "metadata"])
         if npz is None:
             raise KeyError(f"head {version} is not stored")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
-        (tmp / WEIGHTS_FILE).write_bytes(base64.b64decode(npz))
-        (tmp / METADATA_FILE).write_text(meta or "{}", encoding="utf-8")
-        try:
-            tmp.replace(out)  # atomic: a reader sees no folder or a whole one
-        except OSError:  # another process wrote it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        await asyncio.to_thread(_unpack, root, version, base64.b64decode(npz), meta or "{}")
         return out
 
     async def entries(self, count: int = 50) -> list[dict[str, str]]:
         """The newest ``count`` log entries, newest first."""
         rows = await self.redis.xrevrange(lk.log_key(), "+", "-", count=count)
         return [fields for _id, fields in rows]
+
+
+def _unpack(root: Path, version: str, npz: bytes, meta: str) -> None:
+    """Write a head folder atomically: a reader sees no folder or a whole one."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    (tmp / WEIGHTS_FILE).write_bytes(npz)
+    (tmp / METADATA_FILE).write_text(meta, encoding="utf-8")
+    try:
+        tmp.replace(root / version)
+    except OSError:  # another process wrote it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _log_fields(action: str, version: str, entry: dict[str, Any]) -> dict[str, str]:

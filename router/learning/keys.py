@@ -6,6 +6,8 @@
                                          Unix ms, trimmed to ``learning.retention_days``
 ``rl:{learn}:spend:<YYYYMMDD>``          integer: shadow and judge spend of that UTC day, in
                                          nano-dollars (1e-9 USD), reserved before each call
+``rl:{learn}:stats:<YYYYMMDD>``          hash: shadow outcomes of that UTC day (``shadowed``,
+                                         ``labels``, ``skipped_budget``, ``failed``, ...)
 ``rl:{learn}:heads``                     list: promoted head versions, newest (serving) first
 ``rl:{learn}:head:<version>``            hash: ``npz`` (base64 of ``head.npz``), ``metadata``
                                          (JSON), ``created``
@@ -33,6 +35,11 @@ def labels_key() -> str:
 def spend_key(day: str | None = None) -> str:
     """The shadow spend counter of ``day`` (``YYYYMMDD``, UTC; default today)."""
     return f"{PREFIX}:spend:{day or utc_day()}"
+
+
+def stats_key(day: str | None = None) -> str:
+    """The shadow outcome counters of ``day`` (``YYYYMMDD``, UTC; default today)."""
+    return f"{PREFIX}:stats:{day or utc_day()}"
 
 
 def heads_key() -> str:

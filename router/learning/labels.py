@@ -43,6 +43,15 @@ class Label:
     extra: dict[str, str] = field(default_factory=dict)
     """Everything else stored with it (verdicts, models, route, tenant)."""
 
+    @property
+    def gain(self) -> float:
+        """The strong tier's gain in [-1, 1]: a judged label's ``2 * strong_score - 1`` (1 won
+        both orders, 0 a tie or a split, -1 lost both), else the label itself (feedback's
+        ``needed_strong``: 1 needed, 0 the local answer was enough)."""
+        if self.extra.get("strong_score"):
+            return 2.0 * float(self.extra["strong_score"]) - 1.0
+        return float(self.label)
+
     def to_fields(self) -> dict[str, str]:
         """Stream entry fields."""
         out = {
@@ -112,9 +121,7 @@ class LabelStore:
     async def add(self, label: Label, retention_s: float) -> None:
         """Append ``label``, dropping entries older than ``retention_s`` seconds."""
         min_id = f"{int((time.time() - retention_s) * 1000)}-0"
-        await self.redis.xadd(
-            lk.labels_key(), label.to_fields(), minid=min_id, approximate=True
-        )
+        await self.redis.xadd(lk.labels_key(), label.to_fields(), minid=min_id, approximate=True)
 
     async def shadow(self, since_s: float | None = None, page: int = 1000) -> list[Label]:
         """Every stored shadow label (oldest first), from ``since_s`` (Unix seconds)."""
@@ -144,3 +151,33 @@ class LabelStore:
         explicit = {lab.request_id for lab in feedback}
         merged = [lab for lab in shadow if lab.request_id not in explicit] + feedback
         return sorted(merged, key=lambda lab: lab.ts)
+
+
+def training_row(label: Label, weak: str, strong: str) -> dict[str, Any] | None:
+    """A shadow label as a row of ``../shared/data/router``'s format; None without a prompt.
+
+    The judge's verdict becomes the two outcomes: strong ``(1 + gain) / 2``, weak
+    ``(1 - gain) / 2`` (won both orders: 1 and 0; a tie or a split: 0.5 each).
+    """
+    if not label.messages:
+        return None
+    g = label.gain
+    return {
+        "id": f"shadow/{label.extra.get('tenant', '-')}/{label.request_id}",
+        "source": f"shadow/{label.extra.get('route') or 'auto'}",
+        "prompt": label.messages,
+        "scores": {weak: (1.0 - g) / 2, strong: (1.0 + g) / 2},
+        "scale": "binary",
+        "label": label.label,
+    }
+
+
+async def read_shadow_labels(redis_url: str | None, data_dir: Any) -> list[Label]:
+    """Every stored shadow label (``REDIS_URL``, or the embedded server's data directory)."""
+    from router.redis_client import connect_redis
+
+    handle = await connect_redis(redis_url, data_dir)
+    try:
+        return await LabelStore(handle.client).shadow()
+    finally:
+        await handle.aclose()

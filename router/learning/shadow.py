@@ -31,6 +31,7 @@ from router.api.protocol import ChatRequest, parse_chat_request
 from router.backends.base import Chunk, Completion, Usage
 from router.budget.pricing import model_cost_usd
 from router.learning import judge as jd
+from router.learning import keys as lk
 from router.learning.budget import ShadowBudget
 from router.learning.keys import utc_day
 from router.learning.labels import Label, LabelStore, messages_tokens
@@ -165,21 +166,34 @@ class ShadowRunner:
         self.services = services
         self.budget = ShadowBudget(redis)
         self.labels = LabelStore(redis)
+        self.redis = redis
         self.counters: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
+
+    async def count(self, outcome: str) -> None:
+        """Count ``outcome`` here and in the day's shared counters (never raises)."""
+        self.counters[outcome] += 1
+        try:
+            key = lk.stats_key()
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hincrby(key, outcome, 1)
+            pipe.expire(key, 30 * 86400)
+            await pipe.execute()
+        except Exception as exc:
+            log.debug("shadow_count_failed", error=repr(exc))
 
     async def submit(self, job: ShadowJob, outcome: Any) -> None:
         """Start ``job`` unless the request failed; called after the response was sent."""
         if outcome.status != 200 or outcome.error_code is not None or outcome.attempts.fell_back:
-            self.counters["skipped_failed"] += 1
+            await self.count("skipped_failed")
             return
         answer = job.served_answer(outcome.completion)
         if not answer:
-            self.counters["skipped_no_text"] += 1
+            await self.count("skipped_no_text")
             return
         limit = self.services.policies.current.policy.learning.max_concurrent
         if len(self.tasks) >= limit:
-            self.counters["skipped_busy"] += 1
+            await self.count("skipped_busy")
             return
         job.served_tokens = outcome.usage.completion_tokens if outcome.usage else 0
         job.policy_hash = outcome.policy_hash
@@ -203,14 +217,14 @@ class ShadowRunner:
         day = utc_day()
         try:
             if not await self.budget.reserve(estimate, settings.max_usd_per_day, day):
-                self.counters["skipped_budget"] += 1
+                await self.count("skipped_budget")
                 return
         except Exception as exc:  # Redis down: no budget, so no shadow
             self.counters["errors"] += 1
             log.warning("shadow_budget_unavailable", error=repr(exc))
             return
         spent = 0.0
-        self.counters["shadowed"] += 1
+        await self.count("shadowed")
         try:
             body = {**job.req.raw_body(), "model": job.other.name, "stream": False}
             body.pop("stream_options", None)
@@ -220,7 +234,7 @@ class ShadowRunner:
             spent += self._ledger(job, job.other, other.usage, "shadow", time.perf_counter())
             other_answer = completion_text(other.body)
             if other_answer is None:
-                self.counters["failed"] += 1
+                await self.count("failed")
                 return
             weak, strong = (
                 (other_answer, served_answer) if job.served_is_strong else
@@ -229,12 +243,12 @@ class ShadowRunner:
             judgement, usage = await self._judge(job, weak, strong, policy)
             spent += self._ledger(job, job.judge, usage, "judge", time.perf_counter())
             if judgement is None:
-                self.counters["unparsed"] += 1
+                await self.count("unparsed")
                 return
             await self._store(job, judgement, settings.retention_days * 86400)
-            self.counters["labels"] += 1
+            await self.count("labels")
         except Exception as exc:  # a shadow failure is counted and logged, nothing more
-            self.counters["failed"] += 1
+            await self.count("failed")
             log.warning("shadow_failed", request_id=job.request_id, error=repr(exc))
         finally:
             try:
