@@ -173,8 +173,8 @@ def guard(
     cur = label_apgr(current.raw(rows.embeddings, rows.features), y)
     cand = label_apgr(held_out, y)
     length = label_apgr(rows.tokens.astype(np.float64), y)
-    if cand < cur + config.min_gain:
-        promoted, reason = False, f"candidate {cand:.4f} < current {cur:.4f} + {config.min_gain}"
+    if cand <= cur + config.min_gain:
+        promoted, reason = False, f"candidate {cand:.4f} <= current {cur:.4f} + {config.min_gain}"
     elif cand < length:
         promoted, reason = False, f"candidate {cand:.4f} < prompt length {length:.4f}"
     else:
