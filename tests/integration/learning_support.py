@@ -15,6 +15,9 @@ from router.learning import keys as lk
 from router.ledger import keys as ledger_keys
 
 T = TypeVar("T")
+ENDINGS = ("labels", "failed", "unparsed", "skipped_budget", "skipped_busy", "skipped_failed",
+           "skipped_no_text")  # fmt: skip
+"""The shadow outcome counters that end a job."""
 LOCAL_WIRE = "mock-local-tokens-10-tps-10"
 """The local tier's upstream name: 10-word answers, streamed at 10 words a second."""
 HOSTED_WIRE = "mock-hosted-tokens-24"
@@ -73,7 +76,8 @@ def wait_for(check: Callable[[], T | None], timeout_s: float = 30.0, what: str =
 
 def labels(r: redis.Redis) -> list[dict[str, str]]:
     """Every shadow label in the store."""
-    return [fields for _id, fields in r.xrange(lk.labels_key())]  # type: ignore[union-attr]
+    rows: Any = r.xrange(lk.labels_key())
+    return [fields for _id, fields in rows]
 
 
 def stats(r: redis.Redis) -> dict[str, int]:
@@ -85,13 +89,13 @@ def stats(r: redis.Redis) -> dict[str, int]:
 def resolved(r: redis.Redis) -> int:
     """Shadow jobs that finished one way or another."""
     s = stats(r)
-    return sum(s.get(k, 0) for k in ("labels", "failed", "unparsed", "skipped_budget",
-                                     "skipped_busy", "skipped_failed", "skipped_no_text"))  # fmt: skip
+    return sum(s.get(k, 0) for k in ENDINGS)
 
 
 def ledger_rows(r: redis.Redis) -> list[dict[str, str]]:
     """Every ledger record."""
-    return [fields for _id, fields in r.xrange(ledger_keys.stream_key())]  # type: ignore[union-attr]
+    rows: Any = r.xrange(ledger_keys.stream_key())
+    return [fields for _id, fields in rows]
 
 
 def mock_stats(mock_url: str) -> dict[str, Any]:

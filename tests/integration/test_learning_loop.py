@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -34,7 +33,9 @@ PROOFS = [f"Prove that the sum of the first {i + 3} odd numbers is a square, ste
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[GatewayProcess], dict[str, str]]]:  # fmt: skip
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[list[GatewayProcess], dict[str, str]]]:
     """Two gateways on one Redis and one mock upstream, and the environment of the CLI."""
     tmp = tmp_path_factory.mktemp("loop")
     policy = write_policy(tmp / "policy.yaml", LEARNING, "{kind: trained, device: cpu}")
@@ -82,12 +83,11 @@ def test_labels_promote_a_head_both_replicas_serve_then_roll_back(
     probe = "hello, how is your day going?"
     before = [_score(gw, probe) for gw in gws]
     assert before[0] == before[1] and all(_head(gw) == "policy" for gw in gws)
-    sent = 0
-    for i, prompt in enumerate(GREETINGS + PROOFS):
+    for i, prompt in enumerate(GREETINGS + PROOFS, start=1):
         gw = gws[i % 2]  # traffic spread over both replicas
         assert chat(gw.base_url, prompt).status_code == 200
-        sent += 1
-        wait_for(lambda n=sent: resolved(store) >= n + 2, what=f"shadow job {i}")  # type: ignore[misc]
+        # + 2: the probes above were shadowed too
+        wait_for(lambda n=i: resolved(store) >= n + 2, what=f"shadow job {i}")  # type: ignore[misc]
     got = labels(store)
     assert len(got) >= len(GREETINGS + PROOFS)
     by_kind = {("hello" in lab["messages"], lab["label"]) for lab in got}

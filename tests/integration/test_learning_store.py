@@ -137,3 +137,29 @@ async def test_learn_promotes_a_head_that_fixes_the_labels(redis_client: aredis.
     assert await heads.current() == result.version
     head = await heads.get(result.version or "")
     assert head is not None and head.metadata["source"] == f"learned@{result.version}"
+
+
+async def test_reports_show_routing_quality(redis_client: aredis.Redis) -> None:
+    from router.reports.render_html import render_html
+    from router.reports.render_text import render_json, render_table
+    from router.reports.source import build_report
+
+    store = LabelStore(redis_client)
+    now = time.time()
+    for i in range(20):
+        needed = i % 2 == 0
+        # The serving head scored the prompts that needed the strong tier higher; length did not.
+        score, tokens = (0.8 if needed else 0.2), 10 + (i * 7) % 13
+        extra = {"strong_score": "1.0" if needed else "0.5"}
+        await store.add(Label(f"r{i}", "shadow", int(needed), now, score, "head-a", tokens,
+                              None, extra), 3600)  # fmt: skip
+    report = await build_report(redis_client, now - 60, now + 60)
+    q = report.quality
+    assert q is not None
+    assert (q["labels"], q["shadow"], q["strong_better"], q["head"]) == (20, 20, 10, "head-a")
+    assert q["head_apgr"] > q["length_apgr"]
+    assert q["curve"]["strong_share"][0] == 0.0 and len(q["curve"]["head"]) == 11
+    assert q["serving_version"] == "policy"
+    assert "Routing quality" in render_table(report)
+    assert 'id="routing-quality"' in render_html(report)
+    assert orjson.loads(render_json(report))["routing_quality"]["labels"] == 20

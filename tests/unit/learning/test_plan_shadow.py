@@ -80,12 +80,13 @@ def test_only_plain_text_requests_are_shadowed() -> None:
 
 
 def test_policy_checks_the_learning_section() -> None:
-    with pytest.raises(ValidationError, match="learning.judge"):
+    with pytest.raises(ValidationError, match=r"learning\.judge"):
         _policy(judge="nope")
-    with pytest.raises(ValidationError, match="learning.routes"):
+    with pytest.raises(ValidationError, match=r"learning\.routes"):
         _policy(routes=("nope",))
     with pytest.raises(ValidationError, match="shadow_sare"):
         _policy(shadow_sare=0.1)
     with pytest.raises(ValidationError):
         _policy(shadow_share=1.5)
-    assert Policy.model_validate({"models": [{"name": "m", "backend": "local"}]}).learning.shadow_share == 0
+    default = Policy.model_validate({"models": [{"name": "m", "backend": "local"}]})
+    assert default.learning.shadow_share == 0 and not default.learning.background
