@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace, policy: Any) -> LearnResult:
         await handle.aclose()
 
 
-def format_result(r: LearnResult) -> str:
+def format_result(r: LearnResult, dry_run: bool = False) -> str:
     """The result for people."""
     lines = [
         f"labels with a stored prompt: {r.labels} ({r.new_labels} new; {r.without_prompt} "
@@ -82,7 +82,7 @@ def format_result(r: LearnResult) -> str:
         )
     verdict = {
         "promoted": f"promoted {r.version}: every replica swaps to it",
-        "refused": f"refused: {g.reason if g else ''}",
+        "refused": f"refused: {g.reason if g else ''}" + (" (--dry-run)" if dry_run else ""),
         "dry-run": f"would promote ({g.reason if g else ''}); --dry-run",
         "skipped": "skipped: " + "; ".join(r.notes),
     }[r.action]
@@ -103,5 +103,5 @@ def learn_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(result.as_log(), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(format_result(result))
+        print(format_result(result, args.dry_run))
     return 0

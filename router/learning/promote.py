@@ -153,15 +153,15 @@ async def learn_once(
         )
     finally:
         scorer.encoder.close()
-    await redis.hset(lk.state_key(), "labels_at_last_attempt", str(len(usable)))
     result.guard = verdict
+    if not promote:  # a dry run changes nothing, not even the count of labels seen
+        result.action = "dry-run" if candidate is not None else "refused"
+        return result
+    await redis.hset(lk.state_key(), "labels_at_last_attempt", str(len(usable)))
     entry = {"current": current, **verdict.as_dict(), "shipped_rows": len(base) if base else 0}
     if candidate is None:
         result.action = "refused"
         await heads.log("refuse", None, entry)
-        return result
-    if not promote:
-        result.action = "dry-run"
         return result
     version = await heads.new_version()
     out = write_head(candidate, current_dir, root / f"new-{version}", version, verdict)
