@@ -129,7 +129,9 @@ async def test_learn_promotes_a_head_that_fixes_the_labels(redis_client: aredis.
     scores = _shipped_scores()
     # The deployment disagrees with the serving head: its low scorers needed the strong model.
     await _labels(redis_client, (scores < np.median(scores)).astype(np.float64))
-    result = await learn_once(redis_client, _policy())
+    dry = await learn_once(redis_client, _policy(), promote=False)
+    assert dry.action == "dry-run" and await HeadStore(redis_client).entries() == []
+    result = await learn_once(redis_client, _policy())  # the labels are still new
     assert result.action == "promoted", result.as_log()
     assert result.guard is not None
     assert result.guard.candidate_apgr > result.guard.current_apgr + 0.01
