@@ -165,3 +165,80 @@ async def test_reports_show_routing_quality(redis_client: aredis.Redis) -> None:
     assert "Routing quality" in render_table(report)
     assert 'id="routing-quality"' in render_html(report)
     assert orjson.loads(render_json(report))["routing_quality"]["labels"] == 20
+
+
+async def test_train_from_ledger_includes_shadow_labels(
+    redis_client: aredis.Redis, redis_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import asyncio
+
+    from router.classify.dataset import load_outcomes
+    from router.observability.feedback_rows import ledger_training_data
+
+    store = LabelStore(redis_client)
+    msgs = [{"role": "user", "content": "prove it"}]
+    await store.add(Label("s1", "shadow", 0, time.time(), 0.9, "h", 2, msgs,
+                          {"strong_score": "0.0", "route": "auto"}), 3600)  # fmt: skip
+    await store.add(Label("s2", "shadow", 1, time.time(), 0.1, "h", 2, None), 3600)  # no prompt
+    monkeypatch.setenv("REDIS_URL", redis_server)
+    args = argparse.Namespace(data=[], from_ledger=True, out=tmp_path, weak_model="W",
+                              strong_model="S")  # fmt: skip
+    data = await asyncio.to_thread(ledger_training_data, args)
+    assert data is not None and len(data) == 1
+    rows = [orjson.loads(line) for line in data[0].read_bytes().splitlines()]
+    assert [(r["id"], r["scores"]) for r in rows] == [("shadow/-/s1", {"W": 1.0, "S": 0.0})]
+    outcomes = load_outcomes(data, "W", "S")
+    assert (outcomes.strong - outcomes.weak).tolist() == [-1.0]  # the weak answer won
+
+
+class _Loaded:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+
+class _Policies:
+    def __init__(self, policy: Policy) -> None:
+        self.current = _Loaded(policy)
+
+
+class _Replica:
+    """The two things the learning runtime needs from ``Services``."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policies = _Policies(policy)
+        self.swapped: list[str | None] = []
+
+    async def swap_head(self, model_dir: str | None) -> None:
+        self.swapped.append(model_dir)
+
+
+async def test_the_background_job_promotes_and_the_replica_swaps(
+    redis_client: aredis.Redis,
+) -> None:
+    import asyncio
+    from typing import cast
+
+    from router.learning.runtime import LearningRuntime
+
+    scores = _shipped_scores()
+    await _labels(redis_client, (scores < np.median(scores)).astype(np.float64))
+    policy = Policy.model_validate(
+        {
+            "models": [{"name": "m", "backend": "local"}],
+            "learning": {"background": True, "interval_s": 1, "min_new_labels": 20, "folds": 4,
+                         "head_poll_s": 0.1},
+        }
+    )  # fmt: skip
+    replica = _Replica(policy)
+    runtime = await LearningRuntime.start(cast(Any, replica), redis_client)
+    try:
+        for _ in range(1200):  # the job runs after interval_s, then the watcher swaps
+            if runtime.serving == "v1":
+                break
+            await asyncio.sleep(0.05)
+        assert runtime.serving == "v1"
+        assert replica.swapped and str(replica.swapped[-1]).endswith("v1")
+        assert await redis_client.get("rl:{learn}:lock") is None  # released after the round
+    finally:
+        await runtime.aclose()
