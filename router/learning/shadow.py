@@ -230,8 +230,9 @@ class ShadowRunner:
             body.pop("stream_options", None)
             body.pop("max_tokens", None)
             body["max_completion_tokens"] = max_tokens
+            started = time.perf_counter()
             other = await self._call(job.other, _request(body), policy)
-            spent += self._ledger(job, job.other, other.usage, "shadow", time.perf_counter())
+            spent += self._ledger(job, job.other, other.usage, "shadow", started)
             other_answer = completion_text(other.body)
             if other_answer is None:
                 await self.count("failed")
@@ -240,8 +241,9 @@ class ShadowRunner:
                 (other_answer, served_answer) if job.served_is_strong else
                 (served_answer, other_answer)
             )  # fmt: skip
+            started = time.perf_counter()
             judgement, usage = await self._judge(job, weak, strong, policy)
-            spent += self._ledger(job, job.judge, usage, "judge", time.perf_counter())
+            spent += self._ledger(job, job.judge, usage, "judge", started)
             if judgement is None:
                 await self.count("unparsed")
                 return
