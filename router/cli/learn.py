@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from router.learning import keys as lk
 from router.learning.promote import LearnResult, learn_once
+
+LOCK_S = 3600
+"""How long the lock is held at most (a crashed round frees it after this)."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,14 +59,22 @@ async def _run(args: argparse.Namespace, policy: Any) -> LearnResult:
 
     settings = Settings.from_env()
     handle = await connect_redis(settings.redis_url, settings.data_dir)
+    owner = f"cli-{secrets.token_hex(8)}"
     try:
-        return await learn_once(
-            handle.client,
-            policy,
-            force=args.force,
-            promote=not args.dry_run,
-            base_data=args.base_data,
-        )
+        # The gateway's background job takes the same lock: one round at a time.
+        if not await handle.client.set(lk.lock_key(), owner, nx=True, ex=LOCK_S):
+            raise RuntimeError("another learning round holds the lock (rl:{learn}:lock)")
+        try:
+            return await learn_once(
+                handle.client,
+                policy,
+                force=args.force,
+                promote=not args.dry_run,
+                base_data=args.base_data,
+            )
+        finally:
+            if await handle.client.get(lk.lock_key()) == owner:
+                await handle.client.delete(lk.lock_key())
     finally:
         await handle.aclose()
 
@@ -97,7 +110,7 @@ def learn_cmd(args: argparse.Namespace) -> int:
         return 2
     try:
         result = asyncio.run(_run(args, policy))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -48,9 +48,7 @@ class HeadStore:
 
     async def put(self, version: str, model_dir: Path) -> None:
         """Store the head in ``model_dir`` as ``version`` (not yet serving)."""
-        npz = (model_dir / WEIGHTS_FILE).read_bytes()
-        meta_path = model_dir / METADATA_FILE
-        meta = meta_path.read_text(encoding="utf-8") if meta_path.is_file() else "{}"
+        npz, meta = await asyncio.to_thread(_read_head, model_dir)
         await self.redis.hset(
             lk.head_key(version),
             mapping={
@@ -119,6 +117,13 @@ class HeadStore:
         """The newest ``count`` log entries, newest first."""
         rows = await self.redis.xrevrange(lk.log_key(), "+", "-", count=count)
         return [fields for _id, fields in rows]
+
+
+def _read_head(model_dir: Path) -> tuple[bytes, str]:
+    """``head.npz``'s bytes and ``metadata.json``'s text (``{}`` when absent)."""
+    meta_path = model_dir / METADATA_FILE
+    meta = meta_path.read_text(encoding="utf-8") if meta_path.is_file() else "{}"
+    return (model_dir / WEIGHTS_FILE).read_bytes(), meta
 
 
 def _unpack(root: Path, version: str, npz: bytes, meta: str) -> None:

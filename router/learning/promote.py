@@ -14,13 +14,12 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from router.classify.dataset import load_outcomes, prompt_of
 from router.classify.head import METADATA_FILE, WEIGHTS_FILE, read_metadata
@@ -127,13 +126,30 @@ async def learn_once(
     base_data: Sequence[Path] | None = None,
 ) -> LearnResult:
     """Run one round against the store in ``redis`` under ``policy``'s ``learning:`` section."""
-    settings = policy.learning
     labels = await LabelStore(redis).all()
     usable = [lab for lab in labels if lab.messages]
     seen = int(await redis.hget(lk.state_key(), "labels_at_last_attempt") or 0)
     new = max(0, len(usable) - seen)
-    heads = HeadStore(redis)
     root = Path(tempfile.mkdtemp(prefix="router-learn-"))
+    try:
+        return await _round(redis, policy, labels, usable, new, root, force, promote, base_data)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+async def _round(
+    redis: Any,
+    policy: Policy,
+    labels: Sequence[Label],
+    usable: Sequence[Label],
+    new: int,
+    root: Path,
+    force: bool,
+    promote: bool,
+    base_data: Sequence[Path] | None,
+) -> LearnResult:
+    settings = policy.learning
+    heads = HeadStore(redis)
     current, current_dir = await serving_head_dir(heads, policy, root)
     result = LearnResult("skipped", len(usable), len(labels) - len(usable), new, current)
     if not force and new < settings.min_new_labels:
@@ -164,20 +180,10 @@ async def learn_once(
         await heads.log("refuse", None, entry)
         return result
     version = await heads.new_version()
-    out = write_head(candidate, current_dir, root / f"new-{version}", version, verdict)
+    out = await asyncio.to_thread(
+        write_head, candidate, current_dir, root / f"new-{version}", version, verdict
+    )
     await heads.put(version, out)
     await heads.promote(version, entry)
     result.action, result.version = "promoted", version
     return result
-
-
-def label_summary(labels: Sequence[Label]) -> dict[str, int]:
-    """Counts by source and label (for ``router learn --status`` and reports)."""
-    out = {"total": len(labels), "with_prompt": sum(1 for lab in labels if lab.messages)}
-    for lab in labels:
-        out[f"{lab.source}"] = out.get(lab.source, 0) + 1
-        out[f"label_{lab.label}"] = out.get(f"label_{lab.label}", 0) + 1
-    out["positives_share_pct"] = (
-        round(100 * float(np.mean([lab.label for lab in labels]))) if labels else 0
-    )
-    return out

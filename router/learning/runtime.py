@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,3 +113,4 @@ class LearningRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.shadow.aclose()
+        await asyncio.to_thread(shutil.rmtree, self.heads_root, True)
