@@ -42,6 +42,7 @@ from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError, UpstreamError
 from router.guard.stage import guard_request
+from router.learning.shadow import ShadowJob, plan_shadow
 from router.ledger.account import account, bill_after_disconnect
 from router.ledger.drain import UpstreamReader, estimated_usage
 from router.observability.hub import on_record
@@ -79,6 +80,8 @@ class ChatOutcome:
     """When each stage ran (for latency metrics, gateway overhead and trace spans)."""
     cache_status: str = "miss"
     """``miss``, ``hit-exact`` or ``hit-semantic`` (the ledger's ``cache`` column)."""
+    shadow: ShadowJob | None = None
+    """Set when the request is sampled for a shadow label (run after the response is sent)."""
 
     @property
     def model_name(self) -> str:
@@ -186,6 +189,17 @@ async def run_chat(
         raise
     outcome.times.admitted = time.perf_counter()
     decision = outcome.decision
+    outcome.shadow = plan_shadow(
+        policy,
+        req,
+        plan,
+        decision,
+        classification.score if classification is not None else None,
+        classification.source if classification is not None else "",
+        ctx.request_id,
+        ctx.tenant,
+        guarded=guard is not None and (guard.pinned_local or bool(guard.found)),
+    )
     backend_for: BackendFor = services.backends.for_model
     if guard is not None:  # per target: redact for hosted models, rewrite their answers
         outcome.headers.update(guard.headers)
@@ -282,6 +296,8 @@ async def _relay(
         while chunk is not None:
             if recorder is not None:
                 recorder.add(chunk)
+            if outcome.shadow is not None:
+                outcome.shadow.observe(chunk)
             if chunk.usage is not None:
                 outcome.usage = chunk.usage
                 outcome.cost_usd = model_cost_usd(answered, chunk.usage)

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from starlette.background import BackgroundTask
 
 from router.auth import Authenticator
 from router.backends.registry import BackendRegistry
@@ -19,6 +20,7 @@ from router.classify.base import Classifier
 from router.classify.factory import build_classifier
 from router.classify.settings import ClassifierSettings
 from router.keys.store import RedisKeyStore
+from router.learning.runtime import LearningRuntime
 from router.ledger.replay import Upkeep
 from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
@@ -76,6 +78,10 @@ class Services:
     _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _classifier_settings: ClassifierSettings | None = None
+    learning: LearningRuntime | None = None
+    """Shadow labels and shared heads; None without Redis."""
+    head_dir: str | None = None
+    """The promoted head this process serves instead of the policy's ``model_dir``."""
 
     @classmethod
     async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
@@ -110,6 +116,8 @@ class Services:
         # Local models take from seconds to minutes to load: load them in the background
         # and let /readyz say 503 until they are in (or failed).
         services._spawn(backends.start_local(store.current.policy))
+        if redis is not None:
+            services.learning = await LearningRuntime.start(services, redis.client)
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
         if spool is not None:  # what an earlier run left is replayed before ready
@@ -124,8 +132,29 @@ class Services:
         policy = self.policies.current.policy
         self.backends.prepare(policy)
         self._spawn(self.backends.start_local(policy))
-        if policy.classifier != self._classifier_settings:
+        if self._effective_classifier(policy) != self._classifier_settings:
             self._spawn(self._swap_classifier(policy))
+
+    def _effective_classifier(self, policy: Policy) -> ClassifierSettings:
+        """The policy's classifier settings, with the promoted head's folder when one serves."""
+        settings = policy.classifier
+        if self.head_dir is not None and settings.kind == "trained":
+            settings = settings.model_copy(update={"model_dir": self.head_dir})
+        return settings
+
+    async def swap_head(self, model_dir: str | None) -> None:
+        """Serve the head in ``model_dir`` (None: the policy's own), without a restart."""
+        self.head_dir = model_dir
+        policy = self.policies.current.policy
+        if self._effective_classifier(policy) != self._classifier_settings:
+            await self._swap_classifier(policy)
+
+    def shadow_task(self, outcome: Any) -> BackgroundTask | None:
+        """The response's background task that starts ``outcome``'s shadow job, if any."""
+        job = getattr(outcome, "shadow", None)
+        if job is None or self.learning is None:
+            return None
+        return BackgroundTask(self.learning.shadow.submit, job, outcome)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, holding a reference until it ends."""
@@ -135,7 +164,7 @@ class Services:
 
     async def _swap_classifier(self, policy: Policy) -> None:
         """Load the classifier a reloaded policy asks for, off the event loop, then swap."""
-        settings = policy.classifier
+        settings = self._effective_classifier(policy)
         new = await asyncio.to_thread(build_classifier, settings)
         old, self.classifier = self.classifier, new
         self._classifier_settings = settings
@@ -160,6 +189,8 @@ class Services:
         for window in self._score_windows.values():
             if isinstance(window, RedisScoreWindow):
                 await window.aclose()
+        if self.learning is not None:
+            await self.learning.aclose()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.upkeep is not None:

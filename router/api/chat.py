@@ -80,9 +80,15 @@ async def chat_completions(request: Request) -> Response:
             )
         return error_response(err, base_headers)
     headers = response_headers(outcome)
+    # Starlette runs a response's background task after its last byte was sent: a shadow
+    # label is started only once the client has the whole answer.
+    shadow = services.shadow_task(outcome)
     if outcome.stream is not None:
         return StreamingResponse(
-            outcome.stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+            outcome.stream,
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **headers},
+            background=shadow,
         )
     assert outcome.completion is not None
-    return JSONBytesResponse(outcome.completion.body, headers=headers)
+    return JSONBytesResponse(outcome.completion.body, headers=headers, background=shadow)

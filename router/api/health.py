@@ -41,6 +41,11 @@ async def readyz(request: Request) -> Response:
         },
         "classifier": type(services.classifier).__name__,
     }
+    if services.learning is not None:  # the promoted head this replica serves, if any
+        checks["learning"] = {
+            "head": services.learning.serving or "policy",
+            "classifier_source": getattr(services.classifier, "source", None),
+        }
     local = services.backends.local
     if local is not None:
         checks["local_models"] = {

@@ -25,8 +25,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``router eval``."""
     p = sub.add_parser("eval", help="evaluate the classifier on labelled outcomes")
     p.add_argument("--data", type=Path, required=True, metavar="FILE.jsonl")
-    p.add_argument("--weak-model", default=DEFAULT_WEAK)
-    p.add_argument("--strong-model", default=DEFAULT_STRONG)
+    p.add_argument("--weak-model", help=f"default {DEFAULT_WEAK} (--adapt: the file's first)")
+    p.add_argument("--strong-model", help=f"default {DEFAULT_STRONG} (--adapt: its second)")
+    p.add_argument(
+        "--adapt", type=int, metavar="K", help="replay the file, learn from K labels (see "
+        "router learn) and print APGR on the rest before and after"
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="--adapt: replay order and slices")
     p.add_argument("--plot", type=Path, help="write the quality curve here (.html)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     add_model_args(p)
@@ -35,8 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def eval_cmd(args: argparse.Namespace) -> int:
     """Score every prompt of ``--data`` and compare with the baselines."""
+    if args.adapt is not None:
+        from router.cli.adapt_eval import adapt_cmd
+
+        return adapt_cmd(args)
+    weak, strong = args.weak_model or DEFAULT_WEAK, args.strong_model or DEFAULT_STRONG
     try:
-        data = load_outcomes([args.data], args.weak_model, args.strong_model)
+        data = load_outcomes([args.data], weak, strong)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = (
     "calibrate",
     "score",
     "cache",
+    "learn",
+    "model",
 )
 """Modules of ``router.cli`` that each expose ``register(subparsers)``."""
 

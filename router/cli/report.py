@@ -75,6 +75,10 @@ def report_cmd(args: argparse.Namespace) -> int:
         console.print(metrics_table(report))
         if report.budgets:
             console.print(budget_table(report))
+        if report.quality and report.quality.get("labels"):
+            from router.reports.render_quality import quality_table
+
+            console.print(quality_table(report.quality))
     else:
         sys.stdout.write(text)
     return 0

@@ -7,7 +7,8 @@ the format of ``../shared/data/router`` (``{"id", "source", "prompt", "scores", 
     needed_strong: true   scores {weak: 0, strong: 1}   gain 1 (send such prompts up)
     needed_strong: false  scores {weak: 1, strong: 1}   gain 0 (the local model was enough)
 
-Thumbs and scores alone are kept for reports but do not make a label. The prompt is the
+Thumbs and scores alone are kept for reports but do not make a label. Shadow labels (the judge's
+verdicts, :mod:`router.learning.labels`) join them as rows too. The prompt is the
 request's ``messages``, which are stored only when the policy sets
 ``observability.feedback.store_prompts: true``; without it a row has only the prompt's SHA-256
 and is skipped (and counted). That is the privacy trade-off: retraining on a deployment's own
@@ -104,6 +105,23 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
             out.write(orjson.dumps(row) + b"\n")
 
 
+def _shadow_rows(settings: Settings, weak: str, strong: str) -> list[dict[str, Any]]:
+    """Training rows of the shadow labels (router.learning), with a count on stderr."""
+    from router.learning.labels import read_shadow_labels, training_row
+
+    try:
+        labels = asyncio.run(read_shadow_labels(settings.redis_url, settings.data_dir))
+    except Exception as exc:
+        print(f"note: cannot read shadow labels: {exc!r}", file=sys.stderr)
+        return []
+    rows = [r for r in (training_row(lab, weak, strong) for lab in labels) if r is not None]
+    print(
+        f"shadow labels: {len(labels)}, {len(rows)} with a stored prompt",
+        file=sys.stderr,
+    )
+    return rows
+
+
 def ledger_training_data(args: argparse.Namespace) -> list[Path] | None:
     """``args.data`` plus a JSONL of feedback rows when ``--from-ledger`` is given.
 
@@ -122,6 +140,7 @@ def ledger_training_data(args: argparse.Namespace) -> list[Path] | None:
         print(f"error: cannot read feedback from Redis: {exc!r}", file=sys.stderr)
         return None
     rows, stats = build_rows(feedback, args.weak_model, args.strong_model)
+    shadow_rows = _shadow_rows(settings, args.weak_model, args.strong_model)
     print(
         f"feedback: {stats.feedback} rows, {stats.rows} labelled with a prompt "
         f"({stats.by_label.get(1, 0)} needed the strong model, {stats.by_label.get(0, 0)} not); "
@@ -129,6 +148,7 @@ def ledger_training_data(args: argparse.Namespace) -> list[Path] | None:
         "a stored prompt (observability.feedback.store_prompts)",
         file=sys.stderr,
     )
+    rows += shadow_rows
     if not rows and not data:
         print("error: no feedback rows to train on", file=sys.stderr)
         return None

@@ -16,6 +16,7 @@ from router.budget.settings import BudgetSettings
 from router.cache.settings import CacheSettings
 from router.classify.settings import ClassifierSettings
 from router.guard.settings import GuardSettings
+from router.learning.settings import LearningSettings
 from router.observability.settings import ObservabilitySettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
@@ -173,6 +174,7 @@ class Policy(Strict):
     observability: ObservabilitySettings = ObservabilitySettings()
     guard: GuardSettings = GuardSettings()
     cache: CacheSettings = CacheSettings()
+    learning: LearningSettings = LearningSettings()
     models: Annotated[tuple[ModelSpec, ...], Field(min_length=1)]
     routes: tuple[Route, ...] = ()
 
@@ -214,6 +216,11 @@ class Policy(Strict):
                         f"routes[{i}].rules[{j}].use: {rule.use!r} is neither a tier of "
                         f"{r.alias!r} nor a model"
                     )
+        if self.learning.judge is not None and self.learning.judge not in known:
+            raise ValueError(f"learning.judge: unknown model {self.learning.judge!r}")
+        unknown_routes = set(self.learning.routes) - set(aliases)
+        if unknown_routes:
+            raise ValueError(f"learning.routes: unknown routes {sorted(unknown_routes)}")
         return self
 
     def model(self, name: str) -> ModelSpec | None:

@@ -193,6 +193,8 @@ class Report:
     series: dict[str, Any]
     budgets: list[dict[str, Any]] = field(default_factory=list)
     generated_s: float = 0.0
+    quality: dict[str, Any] | None = None
+    """Routing quality on the deployment's labels (:mod:`router.learning.quality`)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (times in Unix seconds)."""
@@ -205,6 +207,7 @@ class Report:
             "groups": self.groups,
             "budgets": self.budgets,
             "series": self.series,
+            "routing_quality": self.quality,
         }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from router.reports import charts
 from router.reports.aggregate import Report
+from router.reports.render_quality import quality_html
 from router.reports.render_text import fmt_time, ms, pct, tiers_text, usd
 
 STYLE = """
@@ -202,7 +203,7 @@ def report_body(report: Report) -> str:
         note = '<p class="muted">The range held more records than one report reads.</p>'
     return (
         f'{_cards(report.totals)}{note}<section class="charts">{charts_html}</section>'
-        f"{_groups_table(report)}{_budgets_table(report)}"
+        f"{_groups_table(report)}{_budgets_table(report)}{quality_html(report.quality)}"
     )
 
 

@@ -164,6 +164,10 @@ def render_table(report: Report, width: int = 160, color: bool = False) -> str:
             f"{m['reclaimed_requests']} rows, charged at the reserved amount (correct them with "
             "router ledger reconcile)."
         )
+    if report.quality and report.quality.get("labels"):
+        from router.reports.render_quality import quality_table
+
+        console.print(quality_table(report.quality))
     if report.totals.get("truncated"):
         console.print("[yellow]note: the range held more records than one report reads[/]")
     out = console.file

@@ -15,6 +15,7 @@ from typing import Any
 from router.budget.keys import scope_name, window_reset_s
 from router.budget.reserve import Budgets, BudgetScope
 from router.budget.settings import BudgetSettings
+from router.learning.quality import routing_quality
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.policy.schema import Policy
@@ -87,4 +88,8 @@ async def build_report(
     report.totals["truncated"] = truncated
     if budget_settings is not None:
         report.budgets = await team_budgets(redis, budget_settings)
+    try:
+        report.quality = await routing_quality(redis, since_s, until_s)
+    except Exception:  # a report without the quality section beats no report
+        report.quality = None
     return report

@@ -52,6 +52,11 @@ class MockConfig(BaseModel):
     canned: dict[str, str] = Field(
         default_factory=dict, description="prompt substring -> fixed answer"
     )
+    judge: dict[str, Literal["longer", "shorter", "first", "second", "tie"]] = Field(
+        default_factory=dict,
+        description="scripted pairwise judge: question substring ('*': any) -> rule "
+        "(see router.testing.mock_judge)",
+    )
     prompt_tokens: int | None = Field(None, ge=0, description="override usage.prompt_tokens")
     completion_tokens: int | None = Field(
         None, ge=0, description="override usage.completion_tokens"

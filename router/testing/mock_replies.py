@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from router.testing.mock_config import MockConfig
+from router.testing.mock_judge import judge_reply
 from router.testing.mock_schema import value_for_schema
 
 FINGERPRINT = "fp_mock"
@@ -265,7 +266,9 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
 
     choices: list[ChoiceReply] = []
     tool = _chosen_tool(body, messages, prompt)
-    canned = next((v for k, v in config.canned.items() if k in prompt), None)
+    canned = judge_reply(prompt, config.judge)
+    if canned is None:
+        canned = next((v for k, v in config.canned.items() if k in prompt), None)
     last = messages[-1]
     for index in range(n):
         if tool is not None:

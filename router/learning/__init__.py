@@ -1,0 +1,1 @@
+"""The learning loop: shadow labels, judging, guarded promotion and shared, versioned heads."""

@@ -1,0 +1,116 @@
+"""The learning loop inside one gateway process: shadow jobs, head hot-swap, the opt-in job.
+
+:class:`LearningRuntime` is built by ``Services.start`` when Redis is reachable. It owns
+
+* the :class:`~router.learning.shadow.ShadowRunner`;
+* a watcher that polls the shared head store every ``learning.head_poll_s`` and, when the
+  serving version changed (a promotion or a rollback anywhere), loads it and swaps the
+  classifier without a restart;
+* with ``learning.background: true``, a job that runs :func:`router.learning.promote.learn_once`
+  every ``learning.interval_s`` on whichever replica takes the Redis lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from router.learning import keys as lk
+from router.learning.heads_store import HeadStore
+from router.learning.shadow import ShadowRunner
+
+if TYPE_CHECKING:
+    from router.services import Services
+
+log = structlog.get_logger("router.learning")
+
+
+class LearningRuntime:
+    """Shadowing, head watching and the background job of one gateway process."""
+
+    def __init__(self, services: Services, redis: Any, heads_root: Path) -> None:
+        """Serve ``services`` with state in ``redis``; heads are unpacked under ``heads_root``."""
+        self.services = services
+        self.redis = redis
+        self.shadow = ShadowRunner(services, redis)
+        self.heads = HeadStore(redis)
+        self.heads_root = heads_root
+        self.serving: str | None = None
+        """The promoted version this process serves (None: the policy's own head)."""
+        self.swaps = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(cls, services: Services, redis: Any) -> LearningRuntime:
+        """Load the serving head (if one was promoted), then start the watcher and the job."""
+        root = Path(tempfile.mkdtemp(prefix="router-heads-"))
+        rt = cls(services, redis, root)
+        try:
+            await rt.check_head()
+        except Exception as exc:  # the store is optional: serve the policy's head
+            log.warning("head_check_failed", error=repr(exc))
+        loop = asyncio.get_running_loop()
+        rt._tasks.append(loop.create_task(rt._watch()))
+        rt._tasks.append(loop.create_task(rt._job()))
+        return rt
+
+    async def check_head(self) -> bool:
+        """Swap to the serving version when it changed; whether it swapped."""
+        version = await self.heads.current()
+        if version == self.serving:
+            return False
+        model_dir = await self.heads.materialize(version, self.heads_root) if version else None
+        await self.services.swap_head(str(model_dir) if model_dir else None)
+        log.info("head_swapped", version=version or "policy", previous=self.serving or "policy")
+        self.serving = version
+        self.swaps += 1
+        return True
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.services.policies.current.policy.learning.head_poll_s)
+            try:
+                await self.check_head()
+            except Exception as exc:  # keep serving the head we have
+                log.warning("head_check_failed", error=repr(exc))
+
+    async def _job(self) -> None:
+        """Every ``interval_s``: when enabled and this replica takes the lock, learn once."""
+        owner = secrets.token_hex(8)
+        while True:
+            settings = self.services.policies.current.policy.learning
+            await asyncio.sleep(settings.interval_s)
+            if not settings.background:
+                continue
+            ttl_s = int(max(600.0, settings.interval_s))
+            try:
+                if not await self.redis.set(lk.lock_key(), owner, nx=True, ex=ttl_s):
+                    continue
+                from router.learning.promote import learn_once
+
+                result = await learn_once(self.redis, self.services.policies.current.policy)
+                log.info("learn_job", **result.as_log())
+                await self.check_head()
+            except Exception as exc:
+                log.warning("learn_job_failed", error=repr(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    if await self.redis.get(lk.lock_key()) == owner:
+                        await self.redis.delete(lk.lock_key())
+
+    async def aclose(self) -> None:
+        """Stop the watcher and the job; wait briefly for shadow jobs in flight."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.shadow.aclose()
+        await asyncio.to_thread(shutil.rmtree, self.heads_root, True)
