@@ -18,8 +18,8 @@ T = TypeVar("T")
 ENDINGS = ("labels", "failed", "unparsed", "skipped_budget", "skipped_busy", "skipped_failed",
            "skipped_no_text")  # fmt: skip
 """The shadow outcome counters that end a job."""
-LOCAL_WIRE = "mock-local-tokens-10-tps-10"
-"""The local tier's upstream name: 10-word answers, streamed at 10 words a second."""
+LOCAL_WIRE = "mock-local-tokens-10-tps-5"
+"""The local tier's upstream name: 10-word answers, streamed at 5 words a second (2 s)."""
 HOSTED_WIRE = "mock-hosted-tokens-24"
 """The hosted tier's: 24-word answers (longer than the local tier's)."""
 

@@ -1,6 +1,6 @@
 """Shadow labels on a real gateway: the mock upstream answers both tiers and plays the judge.
 
-The local tier answers in 10 words (streamed at 10 a second), the hosted tier in 24, and the
+The local tier answers in 10 words (streamed at 5 a second), the hosted tier in 24, and the
 scripted judge prefers the longer answer: a shadowed request served locally gets the label
 "the strong answer is clearly better" after both orders were asked.
 """
@@ -82,7 +82,7 @@ def test_shadow_runs_after_the_streamed_response_and_leaves_it_unchanged(
                 if line.startswith("data: {"):
                     deltas.append(_delta(line))
                     break
-            # The client holds the first chunk; the rest is still being relayed (10 words a
+            # The client holds the first chunk; the rest is still being relayed (5 words a
             # second): nothing but the served request has reached the upstream.
             assert _hosted_calls(mock_url) == 0
             assert mock_stats(mock_url)["total_requests"] == 1

@@ -125,13 +125,22 @@ async def test_learn_refuses_a_head_that_is_not_better(redis_client: aredis.Redi
     assert again.action == "skipped"
 
 
-async def test_learn_promotes_a_head_that_fixes_the_labels(redis_client: aredis.Redis) -> None:
+async def test_learn_promotes_a_head_that_fixes_the_labels(
+    redis_client: aredis.Redis, tmp_path: Path
+) -> None:
     scores = _shipped_scores()
     # The deployment disagrees with the serving head: its low scorers needed the strong model.
     await _labels(redis_client, (scores < np.median(scores)).astype(np.float64))
     dry = await learn_once(redis_client, _policy(), promote=False)
     assert dry.action == "dry-run" and await HeadStore(redis_client).entries() == []
-    result = await learn_once(redis_client, _policy())  # the labels are still new
+    shipped = tmp_path / "shipped.jsonl"  # a stand-in for the shipped data files
+    weak, strong = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    shipped.write_text("".join(
+        orjson.dumps({"id": f"s{i}", "prompt": p, "scores": {weak: 1.0, strong: 1.0 - i % 2}})
+        .decode() + "\n" for i, p in enumerate(PROMPTS[:20])
+    ))  # fmt: skip
+    # the labels are still new after the dry run
+    result = await learn_once(redis_client, _policy(), base_data=[shipped])
     assert result.action == "promoted", result.as_log()
     assert result.guard is not None
     assert result.guard.candidate_apgr > result.guard.current_apgr + 0.01
@@ -139,6 +148,7 @@ async def test_learn_promotes_a_head_that_fixes_the_labels(redis_client: aredis.
     assert await heads.current() == result.version
     head = await heads.get(result.version or "")
     assert head is not None and head.metadata["source"] == f"learned@{result.version}"
+    assert orjson.loads((await heads.entries())[0]["detail"])["shipped_rows"] == 20
 
 
 async def test_reports_show_routing_quality(redis_client: aredis.Redis) -> None:
