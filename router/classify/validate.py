@@ -1,0 +1,244 @@
+"""Choosing the head's weights by leave-one-family-out validation, and fitting the final head.
+
+:func:`validate` scores every family with heads fitted on the other families, for every learned
+setting and every (λ, s) (:mod:`router.classify.lofo`), and keeps the candidate whose worst family
+gains most over prompt length. The nested run redoes that whole choice without the family it
+then scores, so its numbers are free of the selection. :func:`select_on_extra` chooses on a
+deployment's own rows instead (k folds over them). :func:`final_head` fits the chosen head on
+every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from router.classify.design import (
+    EXTRA_UNIT,
+    Design,
+    Learned,
+    TrainConfig,
+    columns,
+    is_extra,
+    stats_by_unit,
+)
+from router.classify.features import FEATURE_NAMES
+from router.classify.head import LinearHead, fit_platt
+from router.classify.lofo import (
+    Candidate,
+    Components,
+    fit_direction,
+    grid,
+    held_out_components,
+    pick,
+)
+from router.classify.metrics import RouterMetrics, router_metrics
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """Leave-one-family-out numbers of the chosen candidate beside prompt length."""
+
+    chosen: Candidate
+    families: list[str]
+    rows: dict[str, int]
+    router: dict[str, RouterMetrics]
+    length: dict[str, RouterMetrics]
+    nested: dict[str, RouterMetrics]
+    """Per family, the candidate chosen without that family, scored on it (empty: not run)."""
+    nested_choices: dict[str, Candidate]
+    candidates: int
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready (model metadata, ``router eval --json``)."""
+        fams: dict[str, object] = {}
+        for f in self.families:
+            entry: dict[str, object] = {
+                "rows": self.rows[f],
+                "router": self.router[f].as_dict(),
+                "prompt_length": self.length[f].as_dict(),
+            }
+            if f in self.nested:
+                c = self.nested_choices[f]
+                entry["nested_router"] = self.nested[f].as_dict()
+                entry["nested_choice"] = {
+                    "learned": c.config,
+                    "lam": c.lam,
+                    "structure": c.structure_weight,
+                }
+            fams[f] = entry
+        out: dict[str, object] = {
+            "method": "leave-one-family-out: each family scored by heads fitted on the others",
+            "selection": "maximise the worst family's APGR gain over prompt length (ties: higher "
+            f"mean, then smaller weights) over {self.candidates} candidates",
+            "chosen": {
+                "learned": self.chosen.config,
+                "lam": self.chosen.lam,
+                "structure": self.chosen.structure_weight,
+            },
+            "families": fams,
+            "mean": self.means(),
+            "beats_length_on_every_family": all(
+                self.router[f].apgr > self.length[f].apgr for f in self.families
+            ),
+        }
+        return out
+
+    def means(self) -> dict[str, float]:
+        """Mean APGR over families: the router, length and (if run) the nested router."""
+        out = {
+            "router_apgr": _mean(self.router[f].apgr for f in self.families),
+            "prompt_length_apgr": _mean(self.length[f].apgr for f in self.families),
+        }
+        if self.nested:
+            out["nested_router_apgr"] = _mean(self.nested[f].apgr for f in self.families)
+        return out
+
+
+def _mean(values: object) -> float:
+    return round(float(np.mean(list(values))), 4)  # type: ignore[call-overload]
+
+
+def _parts(
+    design: Design,
+    config: TrainConfig,
+    stats: dict[str, dict[str, object]],
+    score_units: Sequence[str],
+    exclude: Sequence[str] = (),
+) -> dict[str, Components]:
+    out: dict[str, Components] = {}
+    for learned in config.learned:
+        out[learned.key] = held_out_components(
+            design.x,
+            design.units,
+            stats[learned.key],  # type: ignore[arg-type]
+            learned.alpha,
+            columns(design, learned),
+            design.length_col,
+            design.struct_cols,
+            score_units,
+            exclude,
+        )
+    return out
+
+
+def _metrics(score: F64, design: Design, rows: npt.NDArray[np.bool_]) -> RouterMetrics:
+    return router_metrics(score[rows], design.weak[rows], design.strong[rows])
+
+
+def _candidates(config: TrainConfig, parts: dict[str, Components]) -> dict[str, Components]:
+    if config.fixed is None:
+        return parts
+    key = config.fixed.config
+    return {key: parts[key]} if key in parts else {next(iter(parts)): parts[next(iter(parts))]}
+
+
+def _choose(
+    config: TrainConfig,
+    parts: dict[str, Components],
+    design: Design,
+    names: Sequence[str],
+) -> tuple[Candidate, int]:
+    if config.fixed is not None:
+        return config.fixed, 1
+    results = grid(
+        parts, design.units, design.weak, design.strong, names,
+        config.lambdas, config.structure_weights,
+    )  # fmt: skip
+    base = {u: router_metrics(design.x[design.units == u, design.length_col],
+                              design.weak[design.units == u],
+                              design.strong[design.units == u]).apgr for u in names}  # fmt: skip
+    return pick(results, base), len(results)
+
+
+def _score(parts: dict[str, Components], c: Candidate) -> F64:
+    comp = parts.get(c.config) or next(iter(parts.values()))
+    return comp.combine(c.lam, c.structure_weight)
+
+
+def validate(design: Design, config: TrainConfig) -> Validation:
+    """Leave-one-family-out choice and numbers over the design's (shared) families."""
+    names = [u for u in design.names() if not is_extra(u)]
+    if len(names) < 2:
+        raise ValueError("leave-one-family-out needs at least two families")
+    stats = {lc.key: stats_by_unit(design, lc, config.extra_share) for lc in config.learned}
+    parts = _candidates(config, _parts(design, config, stats, names))  # type: ignore[arg-type]
+    chosen, count = _choose(config, parts, design, names)
+    score = _score(parts, chosen)
+    rows = {u: design.units == u for u in names}
+    nested: dict[str, RouterMetrics] = {}
+    choices: dict[str, Candidate] = {}
+    if config.nested and config.fixed is None and len(names) > 2:  # inner runs need two
+        for f in names:
+            inner = [u for u in names if u != f]
+            inner_parts = _parts(design, config, stats, inner, exclude=[f])  # type: ignore[arg-type]
+            c, _ = _choose(config, inner_parts, design, inner)
+            choices[f] = c
+            nested[f] = _metrics(_score(parts, c), design, rows[f])
+    return Validation(
+        chosen=chosen,
+        families=names,
+        rows={u: int(r.sum()) for u, r in rows.items()},
+        router={u: _metrics(score, design, r) for u, r in rows.items()},
+        length={u: _metrics(design.x[:, design.length_col], design, r) for u, r in rows.items()},
+        nested=nested,
+        nested_choices=choices,
+        candidates=count,
+    )
+
+
+def select_on_extra(design: Design, config: TrainConfig, seed: int = 0) -> tuple[Candidate, float]:
+    """The candidate whose out-of-fold APGR on the deployment's rows is highest (ties: smaller
+    weights); every fold's head also trains on all shared rows. Returns it and that APGR."""
+    extra = np.flatnonzero(design.units == EXTRA_UNIT)
+    k = max(2, min(config.extra_folds, len(extra)))
+    fold = np.empty(len(extra), dtype=np.int64)
+    fold[np.random.default_rng(seed).permutation(len(extra))] = np.arange(len(extra)) % k
+    units = design.units.astype(object)
+    units[extra] = [f"{EXTRA_UNIT}/{i}" for i in fold]
+    folded = Design(design.x, design.weak, design.strong, design.difficulty,
+                    units.astype(np.str_), design.embedding_dim, design.default_pair)  # fmt: skip
+    folds = [f"{EXTRA_UNIT}/{i}" for i in range(k)]
+    stats = {lc.key: stats_by_unit(folded, lc, config.extra_share) for lc in config.learned}
+    parts = _candidates(config, _parts(folded, config, stats, folds))  # type: ignore[arg-type]
+    if config.fixed is not None:
+        c = config.fixed
+        return c, router_metrics(
+            _score(parts, c)[extra], design.weak[extra], design.strong[extra]
+        ).apgr
+    results = grid(parts, design.units, design.weak, design.strong, [EXTRA_UNIT],
+                   config.lambdas, config.structure_weights)  # fmt: skip
+    best = max(
+        results, key=lambda c: (round(results[c][EXTRA_UNIT], 4), -(c.lam + c.structure_weight))
+    )
+    return best, results[best][EXTRA_UNIT]
+
+
+def final_head(design: Design, config: TrainConfig, chosen: Candidate) -> LinearHead:
+    """Fit the chosen head on every row; Platt-scaled to "strong beats weak" on the rows of the
+    default pair (all rows if none)."""
+    learned = next((lc for lc in config.learned if lc.key == chosen.config), config.learned[0])
+    stats = stats_by_unit(design, learned, config.extra_share)
+    d = fit_direction(list(stats.values()), learned.alpha, columns(design, learned))
+    weights = chosen.lam * d.learned if chosen.lam else np.zeros_like(d.learned)
+    weights[design.length_col] += 1.0
+    for col in design.struct_cols:
+        weights[col] += chosen.structure_weight
+    raw = ((design.x - d.mean) / d.scale) @ weights
+    rows = design.default_pair if design.default_pair.any() else np.ones(len(raw), bool)
+    gain = design.strong - design.weak
+    a, b = fit_platt(raw[rows], (gain[rows] > 0).astype(np.float64))
+    return LinearHead(
+        mean=d.mean, scale=d.scale, weights=weights, bias=0.0, platt_a=a, platt_b=b,
+        feature_names=FEATURE_NAMES, embedding_dim=design.embedding_dim,
+    )  # fmt: skip
+
+
+def learned_setting(config: TrainConfig, key: str) -> Learned | None:
+    """The :class:`Learned` of ``config`` with this key (None for the length-only candidate)."""
+    return next((lc for lc in config.learned if lc.key == key), None)
