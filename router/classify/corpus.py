@@ -139,6 +139,7 @@ class Corpus:
     file_index: npt.NDArray[np.int64]
     paths: list[Path]
     pairs: list[PairChoice]
+    default_pair: tuple[str, str] = (DEFAULT_WEAK, DEFAULT_STRONG)
 
     def __len__(self) -> int:
         return len(self.outcomes)
@@ -204,4 +205,5 @@ def load_corpus(
         file_index=np.asarray(file_index, dtype=np.int64),
         paths=files,
         pairs=pairs,
+        default_pair=default,
     )

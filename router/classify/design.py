@@ -106,7 +106,7 @@ class Design:
     units: npt.NDArray[np.str_]
     embedding_dim: int
     default_pair: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
-    """Rows labelled by the default pair (the Platt scaling is fitted on those)."""
+    """Rows labelled by the default pair itself (the Platt scaling is fitted on those)."""
 
     @property
     def length_col(self) -> int:
@@ -169,7 +169,7 @@ def encode_outcomes(
 def corpus_design(corpus: Corpus, emb: F32, tokens: npt.NDArray[np.int64]) -> Design:
     """The design of a :class:`Corpus` from its prompts' embeddings and token counts."""
     feats = feature_matrix(corpus.outcomes.prompts, tokens)
-    default = {i for i, p in enumerate(corpus.pairs) if p.reason != "override"}
+    default = {i for i, p in enumerate(corpus.pairs) if (p.weak, p.strong) == corpus.default_pair}
     return Design(
         x=np.hstack([emb.astype(np.float64), feats.astype(np.float64)]),
         weak=corpus.outcomes.weak,

@@ -43,7 +43,13 @@ from router.classify.encoder import ENCODER_NAME, Encoder
 from router.classify.features import FEATURE_NAMES, feature_matrix
 from router.classify.head import METADATA_FILE, LinearHead
 from router.classify.metrics import router_metrics
-from router.classify.validate import Validation, final_head, select_on_extra, validate
+from router.classify.validate import (
+    SCORE_ANCHORS,
+    Validation,
+    final_head,
+    select_on_extra,
+    validate,
+)
 
 Progress = Callable[[int, int], None]
 """Called with ``(done, total)`` prompts while encoding."""
@@ -130,7 +136,7 @@ def train_head(
     if final is None:
         raise ValueError("one family and no extra rows: nothing to choose the weights by")
     chosen = final
-    head = final_head(design, cfg_fixed, chosen)
+    head, platt_slope = final_head(design, cfg_fixed, chosen)
     meta: dict[str, object] = {
         "kind": "linear-lofo",
         "encoder": ENCODER_NAME,
@@ -147,6 +153,12 @@ def train_head(
             "lam": chosen.lam,
             "structure": chosen.structure_weight,
             "chosen_by": "extra-rows folds" if extra else "leave-one-family-out",
+        },
+        "score_scale": {
+            "anchors": [{"quantile": q, "score": v} for q, v in SCORE_ANCHORS],
+            "note": "sigmoid(a * raw + b) with the training prompts' quantiles (families weighted "
+            "equally) mapped to these scores: a rank on a fixed scale, not a probability",
+            "platt_slope_default_pair_per_sd": round(platt_slope, 4),
         },
         "data": corpus_metadata(corpus) if corpus is not None else [],
         "extra_rows": len(extra),

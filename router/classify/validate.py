@@ -24,6 +24,7 @@ from router.classify.design import (
     columns,
     is_extra,
     stats_by_unit,
+    target_and_weight,
 )
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead, fit_platt
@@ -219,9 +220,35 @@ def select_on_extra(design: Design, config: TrainConfig, seed: int = 0) -> tuple
     return best, results[best][EXTRA_UNIT]
 
 
-def final_head(design: Design, config: TrainConfig, chosen: Candidate) -> LinearHead:
-    """Fit the chosen head on every row; Platt-scaled to "strong beats weak" on the rows of the
-    default pair (all rows if none)."""
+SCORE_ANCHORS: tuple[tuple[float, float], tuple[float, float]] = ((0.5, 0.15), (0.8, 0.30))
+"""(quantile of the training prompts, score): the median prompt scores 0.15 and the 80th
+percentile 0.30, so ``min_score: 0.3`` (the default policy) sends the hardest fifth of
+training-like traffic to the strong tier. Quantiles weight every family equally."""
+
+
+def weighted_quantile(values: F64, weights: F64, q: float) -> float:
+    """The ``q`` quantile of ``values`` under ``weights``."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return float(values[order][min(int(np.searchsorted(cum, q * cum[-1])), len(cum) - 1)])
+
+
+def anchor_scale(raw: F64, weights: F64) -> tuple[float, float]:
+    """``(a, b)`` of ``score = sigmoid(a * raw + b)`` that meets :data:`SCORE_ANCHORS`."""
+    (q0, s0), (q1, s1) = SCORE_ANCHORS
+    r0, r1 = weighted_quantile(raw, weights, q0), weighted_quantile(raw, weights, q1)
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    a = (logit(s1) - logit(s0)) / (r1 - r0) if r1 > r0 else 1.0
+    return a, logit(s0) - a * r0
+
+
+def final_head(design: Design, config: TrainConfig, chosen: Candidate) -> tuple[LinearHead, float]:
+    """Fit the chosen head on every row, scaled by :func:`anchor_scale`. Also returns the slope
+    a Platt scaling to "strong beats weak" on the default pair's rows would have had (per
+    standard deviation of the score): how much probability the ranking carries."""
     learned = next((lc for lc in config.learned if lc.key == chosen.config), config.learned[0])
     stats = stats_by_unit(design, learned, config.extra_share)
     d = fit_direction(list(stats.values()), learned.alpha, columns(design, learned))
@@ -230,13 +257,16 @@ def final_head(design: Design, config: TrainConfig, chosen: Candidate) -> Linear
     for col in design.struct_cols:
         weights[col] += chosen.structure_weight
     raw = ((design.x - d.mean) / d.scale) @ weights
+    _, family_weight = target_and_weight(design, learned, config.extra_share)
+    a, b = anchor_scale(raw, family_weight)
     rows = design.default_pair if design.default_pair.any() else np.ones(len(raw), bool)
-    gain = design.strong - design.weak
-    a, b = fit_platt(raw[rows], (gain[rows] > 0).astype(np.float64))
-    return LinearHead(
+    label = (design.strong[rows] - design.weak[rows] > 0).astype(np.float64)
+    platt_a, _ = fit_platt(raw[rows], label)
+    head = LinearHead(
         mean=d.mean, scale=d.scale, weights=weights, bias=0.0, platt_a=a, platt_b=b,
         feature_names=FEATURE_NAMES, embedding_dim=design.embedding_dim,
     )  # fmt: skip
+    return head, platt_a * float(raw.std())
 
 
 def learned_setting(config: TrainConfig, key: str) -> Learned | None:

@@ -186,6 +186,6 @@ def test_a_signal_that_holds_everywhere_is_used_and_beats_length_on_every_family
     out = v.as_dict()
     assert out["beats_length_on_every_family"] is True
     assert out["mean"]["router_apgr"] > out["mean"]["prompt_length_apgr"]  # type: ignore[index]
-    head = final_head(d, SMALL, v.chosen)
+    head, _ = final_head(d, SMALL, v.chosen)
     code = d.embedding_dim + FEATURE_NAMES.index("code")
     assert head.weights[code] > 0  # the final head learned the signal
