@@ -54,7 +54,8 @@ class Learned:
     def key(self) -> str:
         """A short label, e.g. ``emb+feat/gain/a1e+04/within``."""
         cols = "emb+feat" if self.embedding else "feat"
-        target = f"gain+{self.difficulty_share:g}diff" if self.difficulty_share else "gain"
+        share = self.difficulty_share
+        target = "diff" if share == 1 else f"gain+{share:g}diff" if share else "gain"
         return f"{cols}/{target}/a{self.alpha:.0e}/{'within' if self.demean else 'pooled'}"
 
 

@@ -10,7 +10,7 @@ every row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ from router.classify.head import LinearHead, fit_platt
 from router.classify.lofo import (
     Candidate,
     Components,
+    UnitStats,
     fit_direction,
     grid,
     held_out_components,
@@ -101,23 +102,41 @@ class Validation:
         return out
 
 
-def _mean(values: object) -> float:
-    return round(float(np.mean(list(values))), 4)  # type: ignore[call-overload]
+def _mean(values: Iterable[float]) -> float:
+    return round(float(np.mean(list(values))), 4)
 
 
-def _parts(
+Stats = dict[str, dict[str, UnitStats]]
+"""Per learned setting (its key), per unit: the unit's sums."""
+
+
+def searched(config: TrainConfig) -> tuple[Learned, ...]:
+    """The learned settings a run needs: all of them, or the fixed candidate's one."""
+    if config.fixed is None:
+        return config.learned
+    match = tuple(lc for lc in config.learned if lc.key == config.fixed.config)
+    return match or config.learned[:1]
+
+
+def all_stats(design: Design, config: TrainConfig) -> Stats:
+    """:class:`UnitStats` of every unit for every setting :func:`searched` names."""
+    return {lc.key: stats_by_unit(design, lc, config.extra_share) for lc in searched(config)}
+
+
+def held_out_parts(
     design: Design,
     config: TrainConfig,
-    stats: dict[str, dict[str, object]],
+    stats: Stats,
     score_units: Sequence[str],
     exclude: Sequence[str] = (),
 ) -> dict[str, Components]:
+    """Score parts of ``score_units``' rows, each from fits without its unit, per setting."""
     out: dict[str, Components] = {}
-    for learned in config.learned:
+    for learned in searched(config):
         out[learned.key] = held_out_components(
             design.x,
             design.units,
-            stats[learned.key],  # type: ignore[arg-type]
+            stats[learned.key],
             learned.alpha,
             columns(design, learned),
             design.length_col,
@@ -130,13 +149,6 @@ def _parts(
 
 def _metrics(score: F64, design: Design, rows: npt.NDArray[np.bool_]) -> RouterMetrics:
     return router_metrics(score[rows], design.weak[rows], design.strong[rows])
-
-
-def _candidates(config: TrainConfig, parts: dict[str, Components]) -> dict[str, Components]:
-    if config.fixed is None:
-        return parts
-    key = config.fixed.config
-    return {key: parts[key]} if key in parts else {next(iter(parts)): parts[next(iter(parts))]}
 
 
 def _choose(
@@ -167,8 +179,8 @@ def validate(design: Design, config: TrainConfig) -> Validation:
     names = [u for u in design.names() if not is_extra(u)]
     if len(names) < 2:
         raise ValueError("leave-one-family-out needs at least two families")
-    stats = {lc.key: stats_by_unit(design, lc, config.extra_share) for lc in config.learned}
-    parts = _candidates(config, _parts(design, config, stats, names))  # type: ignore[arg-type]
+    stats = all_stats(design, config)
+    parts = held_out_parts(design, config, stats, names)
     chosen, count = _choose(config, parts, design, names)
     score = _score(parts, chosen)
     rows = {u: design.units == u for u in names}
@@ -177,7 +189,7 @@ def validate(design: Design, config: TrainConfig) -> Validation:
     if config.nested and config.fixed is None and len(names) > 2:  # inner runs need two
         for f in names:
             inner = [u for u in names if u != f]
-            inner_parts = _parts(design, config, stats, inner, exclude=[f])  # type: ignore[arg-type]
+            inner_parts = held_out_parts(design, config, stats, inner, exclude=[f])
             c, _ = _choose(config, inner_parts, design, inner)
             choices[f] = c
             nested[f] = _metrics(_score(parts, c), design, rows[f])
@@ -205,8 +217,7 @@ def select_on_extra(design: Design, config: TrainConfig, seed: int = 0) -> tuple
     folded = Design(design.x, design.weak, design.strong, design.difficulty,
                     units.astype(np.str_), design.embedding_dim, design.default_pair)  # fmt: skip
     folds = [f"{EXTRA_UNIT}/{i}" for i in range(k)]
-    stats = {lc.key: stats_by_unit(folded, lc, config.extra_share) for lc in config.learned}
-    parts = _candidates(config, _parts(folded, config, stats, folds))  # type: ignore[arg-type]
+    parts = held_out_parts(folded, config, all_stats(folded, config), folds)
     if config.fixed is not None:
         c = config.fixed
         return c, router_metrics(
@@ -267,8 +278,3 @@ def final_head(design: Design, config: TrainConfig, chosen: Candidate) -> tuple[
         feature_names=FEATURE_NAMES, embedding_dim=design.embedding_dim,
     )  # fmt: skip
     return head, platt_a * float(raw.std())
-
-
-def learned_setting(config: TrainConfig, key: str) -> Learned | None:
-    """The :class:`Learned` of ``config`` with this key (None for the length-only candidate)."""
-    return next((lc for lc in config.learned if lc.key == key), None)

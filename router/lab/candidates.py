@@ -5,7 +5,8 @@ Rows, each with APGR per held-out family, the worst family's gain over length an
 
 - ``ref:`` rows read the labels (the true gain; the other models' mean miss rate): ceilings,
   not routers;
-- ``feature:`` rows route by one cheap feature alone (no fitting);
+- ``feature:`` rows route by one cheap feature alone (no fitting); ``head:`` rows by a saved
+  head (``--head DIR``, e.g. an earlier shipped one);
 - ``learned:`` rows route by a learned ridge direction alone (each family scored by a fit on
   the others), ``+length λ`` rows by length plus λ times it; ``structure s`` rows by length plus
   the structure prior.
@@ -23,20 +24,27 @@ import numpy as np
 from router.classify.corpus import load_corpus, parse_pair_overrides
 from router.classify.design import (
     Design,
+    Learned,
     TrainConfig,
     corpus_design,
     encode_outcomes,
-    stats_by_unit,
 )
 from router.classify.encoder import Encoder
 from router.classify.features import FEATURE_NAMES
+from router.classify.head import LinearHead
 from router.classify.lofo import F64, family_apgr
-from router.classify.validate import _parts
+from router.classify.validate import all_stats, held_out_parts
 
 Row = tuple[str, dict[str, float]]
 
 
-def candidate_rows(design: Design, difficulty: F64, lambdas: Sequence[float]) -> list[Row]:
+EXTRA_LEARNED = (Learned(1.0, True, 1e4, True), Learned(1.0, False, 1e4, True))
+"""Beyond the shipped search: the pair-free difficulty alone as the target."""
+
+
+def candidate_rows(
+    design: Design, difficulty: F64, lambdas: Sequence[float], heads: Sequence[Path] = ()
+) -> list[Row]:
     """Per-family APGR of every candidate (see the module docstring)."""
     names = design.names()
 
@@ -51,9 +59,13 @@ def candidate_rows(design: Design, difficulty: F64, lambdas: Sequence[float]) ->
     tiny = 1e-9 * length  # break ties of count features by length
     for j, name in enumerate(FEATURE_NAMES):
         rows.append((f"feature: {name}", fam(design.x[:, design.embedding_dim + j] + tiny)))
-    cfg = TrainConfig()
-    stats = {lc.key: stats_by_unit(design, lc, cfg.extra_share) for lc in cfg.learned}
-    parts = _parts(design, cfg, stats, names)  # type: ignore[arg-type]
+    for directory in heads:  # e.g. an earlier shipped head, from git show
+        head = LinearHead.load(directory)
+        x32 = design.x.astype(np.float32)
+        raw = head.raw(x32[:, : design.embedding_dim], x32[:, design.embedding_dim :])
+        rows.append((f"head: {directory}", fam(raw)))
+    cfg = TrainConfig(learned=TrainConfig().learned + EXTRA_LEARNED)
+    parts = held_out_parts(design, cfg, all_stats(design, cfg), names)
     first = next(iter(parts.values()))
     for s in (0.1, 0.2):
         rows.append((f"length + structure {s:g}", fam(first.combine(0.0, s))))
@@ -86,13 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--embeddings-cache", type=Path)
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    p.add_argument("--head", type=Path, nargs="*", default=[], help="model dirs to score too")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     corpus = load_corpus(args.data, parse_pair_overrides(args.pair))
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
     emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
     design = corpus_design(corpus, emb, tokens)
-    rows = candidate_rows(design, corpus.difficulty, args.lambdas)
+    rows = candidate_rows(design, corpus.difficulty, args.lambdas, args.head)
     if args.json:
         print(json.dumps({k: {f: round(v, 4) for f, v in r.items()} for k, r in rows}, indent=1))
     else:

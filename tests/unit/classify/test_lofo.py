@@ -21,7 +21,7 @@ from router.classify.design import Design, Learned, TrainConfig, stats_by_unit
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import fit_ridge, standardiser
 from router.classify.lofo import Candidate, fit_direction, held_out_components, pick
-from router.classify.validate import final_head, validate
+from router.classify.validate import SCORE_ANCHORS, anchor_scale, final_head, validate
 
 DEFAULT = ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
@@ -149,7 +149,8 @@ def test_a_family_is_scored_only_by_heads_that_never_saw_its_labels() -> None:
             design.x, design.units, stats, lc.alpha, cols,
             design.length_col, design.struct_cols, design.names(),
         )  # fmt: skip
-        return comp.learned[design.units == "fam0"]
+        out: np.ndarray = comp.learned[design.units == "fam0"]
+        return out
 
     swap = np.where(d.units == "fam0", 1.0 - d.weak, d.weak)
     flipped = Design(d.x, swap, d.strong, d.difficulty, d.units, d.embedding_dim, d.default_pair)
@@ -189,3 +190,17 @@ def test_a_signal_that_holds_everywhere_is_used_and_beats_length_on_every_family
     head, _ = final_head(d, SMALL, v.chosen)
     code = d.embedding_dim + FEATURE_NAMES.index("code")
     assert head.weights[code] > 0  # the final head learned the signal
+
+
+def test_score_scale_maps_the_weighted_quantiles_to_the_anchors() -> None:
+    raw = np.concatenate([np.linspace(0, 1, 100), np.linspace(10, 20, 10)])
+    weight = np.concatenate([np.full(100, 0.1), np.full(10, 1.0)])  # two families, equal weight
+    a, b = anchor_scale(raw, weight)
+    assert a > 0
+    score = 1 / (1 + np.exp(-(a * raw + b)))
+    (q0, s0), (q1, s1) = SCORE_ANCHORS
+    order = np.argsort(score)
+    cum = np.cumsum(weight[order]) / weight.sum()
+    assert score[order][np.searchsorted(cum, q0)] == pytest.approx(s0, abs=1e-9)
+    assert score[order][np.searchsorted(cum, q1)] == pytest.approx(s1, abs=1e-9)
+    assert anchor_scale(np.ones(5), np.ones(5))[0] == 1.0  # a constant score keeps a slope
