@@ -82,6 +82,9 @@ class TrainConfig:
     """Also run the nested validation (the choice redone without the family it scores)."""
     extra_share: float = 0.3
     """Share of the total row weight that a deployment's own labelled rows carry."""
+    extra_lambdas: tuple[float, ...] = (*LAMBDAS, 1.5, 2.0, 3.0, 5.0, 10.0)
+    """λ candidates when choosing on extra rows: a deployment's own labels can carry a learned
+    part far larger than the shared families' choice (λ 10 is nearly the learned part alone)."""
     extra_folds: int = 5
     """With extra rows, λ and s are chosen by this many folds over them (the deployment's own
     traffic is what a promoted head must rank), not leave-one-family-out."""

@@ -224,7 +224,7 @@ def select_on_extra(design: Design, config: TrainConfig, seed: int = 0) -> tuple
             _score(parts, c)[extra], design.weak[extra], design.strong[extra]
         ).apgr
     results = grid(parts, design.units, design.weak, design.strong, [EXTRA_UNIT],
-                   config.lambdas, config.structure_weights)  # fmt: skip
+                   config.extra_lambdas, config.structure_weights)  # fmt: skip
     best = max(
         results, key=lambda c: (round(results[c][EXTRA_UNIT], 4), -(c.lam + c.structure_weight))
     )
