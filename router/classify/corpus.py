@@ -207,3 +207,18 @@ def load_corpus(
         pairs=pairs,
         default_pair=default,
     )
+
+
+def labelled_prompts(path: Path, weak: str, strong: str) -> list[tuple[PromptText, float]]:
+    """``(prompt, strong - weak outcome clipped to [0, 1])`` of every row of ``path`` that scores
+    both models: a deployment's labelled rows (e.g. ``router train --from-ledger`` feedback)."""
+    out: list[tuple[PromptText, float]] = []
+    for row in read_rows(path):
+        scores = row.get("scores") or {}
+        if weak in scores and strong in scores:
+            scale = str(row.get("scale", "binary"))
+            gain = rescale_outcome(float(scores[strong]), scale) - rescale_outcome(
+                float(scores[weak]), scale
+            )
+            out.append((prompt_of(row["prompt"]), min(1.0, max(0.0, gain))))
+    return out

@@ -1,10 +1,12 @@
 """``router train --data DIR|FILE.jsonl... --out DIR``: fit the classifier head on routing outcomes.
 
-Every file (or every ``*.jsonl`` of a directory) is read in one run. Each file is labelled by a
-weak/strong pair: ``--pair FILE=WEAK,STRONG``, else the file's documented default
-(:data:`router.classify.corpus.FILE_PAIRS`), else ``--weak-model``/``--strong-model`` when the file
-scores both. The head's weights are chosen by leave-one-family-out validation, which is printed
-and stored in ``metadata.json``. An ``--embeddings-cache`` file skips re-encoding on later runs.
+Every file (or every ``*.jsonl`` of a directory) is read in one run; ``--from-ledger`` feedback
+rows join as the deployment's own labelled rows (:func:`router.classify.train.train_head`).
+Each file is labelled by a weak/strong pair: ``--pair FILE=WEAK,STRONG``, else the file's
+documented default (:data:`router.classify.corpus.FILE_PAIRS`), else ``--weak-model`` /
+``--strong-model`` when the file scores both. The head's weights are chosen by
+leave-one-family-out validation, which is printed and stored in ``metadata.json``. An
+``--embeddings-cache`` file skips re-encoding on later runs.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from router.classify.corpus import parse_pair_overrides
+from router.classify.corpus import labelled_prompts, load_corpus, parse_pair_overrides
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK
-from router.classify.design import TrainConfig
+from router.classify.design import LabelledPrompt, TrainConfig
 from router.classify.encoder import Encoder, EncoderUnavailable
 from router.classify.evaluate import format_lofo
 from router.classify.lofo import Candidate
-from router.classify.train import train_model
+from router.classify.train import train_head, write_model
 from router.classify.trained import DEFAULT_MAX_TOKENS
 from router.observability.feedback_rows import ledger_training_data
 
@@ -62,9 +64,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def train_cmd(args: argparse.Namespace) -> int:
     """Train, validate leave-one-family-out, write the model; print the per-family table."""
+    given = list(args.data or [])
     data = ledger_training_data(args)  # --from-ledger: rows from feedback (observability)
     if data is None:
         return 2
+    # Feedback rows are the deployment's own labels: extra rows, not one more family.
+    ledger = data[len(given) :]
+    data = data[: len(given)]
     missing = [p for p in data if not p.exists()]
     if missing:
         print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
@@ -91,17 +97,16 @@ def train_cmd(args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        default = (args.weak_model, args.strong_model)
         try:
-            meta = train_model(
-                data,
-                args.out,
-                encoder,
-                pairs,
-                (args.weak_model, args.strong_model),
-                cfg,
-                cache=args.embeddings_cache,
-                progress=progress,
-            )
+            extra = [
+                LabelledPrompt(prompt, label)
+                for path in ledger
+                for prompt, label in labelled_prompts(path, *default)
+            ]
+            corpus = load_corpus(data, pairs, default) if data else None
+            trained = train_head(corpus, encoder, extra, cfg, args.embeddings_cache, progress)
+            meta = write_model(trained, args.out, default)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -112,4 +117,7 @@ def train_cmd(args: argparse.Namespace) -> int:
     validation = meta.get("validation")
     if isinstance(validation, dict):
         print(format_lofo(validation))
+    if extra:
+        print(f"  {len(extra)} feedback rows as the deployment's own labels; weights chosen on "
+              f"them (out-of-fold APGR {meta.get('extra_rows_out_of_fold_apgr')})")  # fmt: skip
     return 0

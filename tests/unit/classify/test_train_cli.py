@@ -205,3 +205,50 @@ def test_evaluate_report_and_html(tmp_path: Path) -> None:
     assert rep.router.apgr > rep.random.apgr
     assert rep.weak_quality < rep.strong_quality
     assert "<svg" in render_html("t", rep) and "always-weak" in render_html("t", rep)
+
+
+def test_cli_feedback_rows_are_the_deployments_own_labels(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    feedback = tmp_path / "feedback_rows.jsonl"
+    rows = [{"id": f"f{i}", "prompt": "write python code " * (1 + 3 * (i % 2)),
+             "scores": {WEAK: float(1 - i % 2), STRONG: 1.0}} for i in range(20)]  # fmt: skip
+    feedback.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def with_feedback(args: argparse.Namespace) -> list[Path]:
+        return [*args.data, feedback]  # what --from-ledger appends
+
+    monkeypatch.setattr(train_cli, "ledger_training_data", with_feedback)
+    enc = ["--encoder-dir", str(tiny_bert_dir), "--device", "cpu", "--max-tokens", "24"]
+    model = tmp_path / "model"
+    assert _run(["train", "--from-ledger", "--out", str(model), "--weak-model", WEAK,
+                 "--strong-model", STRONG, *enc]) == 0  # fmt: skip
+    assert "20 feedback rows" in capsys.readouterr().out
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["extra_rows"] == 20 and meta["validation"] is None and meta["data"] == []
+    data = _two_families(tmp_path)
+    assert _run(["train", "--from-ledger", "--data", str(data), "--pair", "code=tiny,huge",
+                 "--out", str(model), "--weak-model", WEAK, "--strong-model", STRONG,
+                 "--no-nested", *enc]) == 0  # fmt: skip
+    meta = json.loads((model / "metadata.json").read_text())
+    assert meta["extra_rows"] == 20 and set(meta["validation"]["families"]) == {"chat", "code"}
+    assert meta["weights"]["chosen_by"] == "extra-rows folds"
+
+
+SHIPPED = Path(__file__).resolve().parents[3] / "router" / "classify" / "model"
+
+
+def test_shipped_metadata_records_pairs_and_the_held_out_table() -> None:
+    meta = json.loads((SHIPPED / "metadata.json").read_text())
+    assert meta["encoder_max_tokens"] == 48 and meta["kind"] == "linear-lofo"
+    files = {d["file"]: d for d in meta["data"]}
+    assert len(files) == 6
+    for d in files.values():
+        assert d["weak_model"] and d["strong_model"] and d["pair_reason"] and d["sha256"]
+    fams = meta["validation"]["families"]
+    assert len(fams) == 8
+    for f in fams.values():  # never worse than prompt length on a held-out family
+        assert f["router"]["apgr"] >= f["prompt_length"]["apgr"]
+        assert f["nested_router"]["apgr"] >= f["prompt_length"]["apgr"] - 0.01
+    assert set(meta["weights"]) >= {"learned", "lam", "structure"}
