@@ -31,12 +31,15 @@ from router.classify.lofo import F64, family_apgr
 I64 = npt.NDArray[np.int64]
 
 
-def sample_rows(corpus: Corpus, per_family: int, seed: int) -> I64:
-    """Up to ``per_family`` rows of every family, sorted."""
+def sample_rows(corpus: Corpus, per_family: int, seed: int, exclude: I64 | None = None) -> I64:
+    """Up to ``per_family`` rows of every family (none of ``exclude``), sorted."""
     rng = np.random.default_rng(seed)
     picks: list[int] = []
+    skip = set() if exclude is None else {int(i) for i in exclude}
     for f in corpus.family_names():
         rows = np.flatnonzero(corpus.families == f)
+        if skip:
+            rows = np.asarray([r for r in rows if int(r) not in skip], dtype=np.int64)
         picks += rng.choice(rows, min(per_family, len(rows)), replace=False).tolist()
     return np.asarray(sorted(picks), dtype=np.int64)
 
@@ -75,11 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--cache", type=Path, help=".npz of the sample's NLLs to reuse/write")
+    p.add_argument(
+        "--exclude",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="caches of earlier samples: sample other rows, and pool them in the table",
+    )
     p.add_argument("--embeddings-cache", type=Path, help="48-token embeddings (for --distill)")
     p.add_argument("--distill", action="store_true")
     args = p.parse_args(argv)
     corpus = load_corpus(args.data)
-    rows = sample_rows(corpus, args.per_family, args.seed)
+    earlier = [np.load(path) for path in args.exclude]
+    rows = sample_rows(
+        corpus, args.per_family, args.seed,
+        np.concatenate([z["rows"] for z in earlier]) if earlier else None,
+    )  # fmt: skip
     if args.cache is not None and args.cache.is_file():
         with np.load(args.cache) as z:
             if not np.array_equal(z["rows"], rows):
@@ -89,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         nll = prompt_nll(corpus, rows, args.max_tokens)
         if args.cache is not None:
             np.savez(args.cache, rows=rows, nll=nll)
+    if earlier:
+        rows = np.concatenate([rows, *(z["rows"] for z in earlier)])
+        nll = np.concatenate([nll, *(z["nll"] for z in earlier)])
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=48)
     emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
     design = corpus_design(corpus, emb, tokens)
@@ -101,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table[f"length + {lam:g} z(NLL)"] = family_apgr(
             _z(length) + lam * _z(nll), units, weak, strong, names
         )
-    print(f"{len(rows)} sampled prompts ({args.per_family} per family, seed {args.seed})")
+    print(f"{len(rows)} sampled prompts ({args.per_family} per family, seed {args.seed}, "
+          f"with {len(args.exclude)} earlier samples)")  # fmt: skip
     print(f"{'':<26}" + "".join(f"{n[:8]:>9}" for n in names) + "     mean")
     for label, r in table.items():
         print(f"{label:<26}" + "".join(f"{r[n]:>9.3f}" for n in names)
