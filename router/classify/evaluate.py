@@ -136,3 +136,35 @@ def write_plot(path: Path, title: str, report: EvalReport) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(title, report), encoding="utf-8")
     return path
+
+
+def format_lofo(validation: dict[str, object]) -> str:
+    """A plain-text table of a leave-one-family-out validation (``Validation.as_dict()``)."""
+    fams = validation["families"]
+    chosen = validation["chosen"]
+    means = validation["mean"]
+    assert isinstance(fams, dict) and isinstance(chosen, dict) and isinstance(means, dict)
+    nested = "nested_router_apgr" in means
+    head = f"  {'held-out family':<16}{'rows':>7}{'APGR':>8}{'length':>8}{'gain':>8}"
+    head += f"{'CPT(50%)':>10}{'length':>8}" + (f"{'nested':>8}" if nested else "")
+    lines = ["leave-one-family-out: each family scored by heads fitted on the other families", head]
+    for name, f in fams.items():
+        r, b = f["router"], f["prompt_length"]
+        line = (
+            f"  {name:<16}{f['rows']:>7}{r['apgr']:>8.3f}{b['apgr']:>8.3f}"
+            f"{r['apgr'] - b['apgr']:>+8.3f}{r['cpt50']:>10.1%}{b['cpt50']:>8.1%}"
+        )
+        if nested:
+            line += f"{f['nested_router']['apgr']:>8.3f}" if "nested_router" in f else f"{'':>8}"
+        lines.append(line)
+    line = f"  {'mean':<16}{'':>7}{means['router_apgr']:>8.3f}{means['prompt_length_apgr']:>8.3f}"
+    line += f"{means['router_apgr'] - means['prompt_length_apgr']:>+8.3f}"
+    if nested:
+        line += f"{'':>18}{means['nested_router_apgr']:>8.3f}"
+    lines.append(line)
+    lines.append(
+        f"  chosen: learned {chosen['learned']}, λ {chosen['lam']:g}, structure "
+        f"{chosen['structure']:g}; beats length on every family: "
+        f"{'yes' if validation.get('beats_length_on_every_family') else 'no'}"
+    )
+    return "\n".join(lines)

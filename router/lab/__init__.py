@@ -1,0 +1,1 @@
+"""Lab tooling: experiments on the routing data (not imported by the gateway)."""
