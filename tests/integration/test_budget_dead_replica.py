@@ -1,7 +1,7 @@
 """A replica killed with requests in flight: its holds are charged, not forgotten.
 
-Two gateway processes share one Redis and one key. Calls take 1.5 s at the mock upstream; half
-a second into a burst one gateway is SIGKILLed while its calls are in flight. The upstream
+Two gateway processes share one Redis and one key. Calls take 1.5 s at the mock upstream; in
+a burst, once calls are in flight at the mock, one gateway is SIGKILLed. The upstream
 still completes (and, for a real provider, bills) them. Once their holds expire
 (``reservation_ttl_s``), the budget scripts charge each at its reserved amount and a surviving
 gateway writes one ``reclaimed`` ledger row per hold. Asserted (figures in
