@@ -99,8 +99,10 @@ class Upkeep:
         """Replay what an earlier run of this replica left (within ``timeout_s``), then run
         in the background; if Redis is unreachable, the background loop keeps trying and
         :attr:`started` turns true once the spool is replayed."""
+        if self.ledger.redis is None:  # no Redis at all: nothing to replay into, or wait for
+            self.started = True
         with contextlib.suppress(TimeoutError):
-            self.started = await asyncio.wait_for(self.replay(), timeout_s)
+            self.started = await asyncio.wait_for(self.replay(), timeout_s) or self.started
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:

@@ -49,11 +49,27 @@ def _partial_request(gw: GatewayProcess, path: str, declared: int, sent: bytes) 
     return sock
 
 
+def _read_reply(sock: socket.socket) -> str:
+    """Headers and body of one response (they may come in separate segments)."""
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            if len(body) >= length:
+                return data.decode("latin-1")
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode("latin-1")
+        data += chunk
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/feedback", "/admin/keys"])
 def test_a_body_that_never_comes_is_a_408(gateway: GatewayProcess, path: str) -> None:
     started = time.monotonic()
     with _partial_request(gateway, path, 500, b'{"model": ') as sock:
-        reply = sock.recv(65536).decode("latin-1")
+        reply = _read_reply(sock)
     waited = time.monotonic() - started
     assert reply.startswith("HTTP/1.1 408"), reply[:200]
     assert '"code":"request_timeout"' in reply

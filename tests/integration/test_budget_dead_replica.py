@@ -1,7 +1,7 @@
 """A replica killed with requests in flight: its holds are charged, not forgotten.
 
-Two gateway processes share one Redis and one key. Calls take 1.5 s at the mock upstream; half
-a second into a burst one gateway is SIGKILLed while its calls are in flight. The upstream
+Two gateway processes share one Redis and one key. Calls take 1.5 s at the mock upstream; in
+a burst, once calls are in flight at the mock, one gateway is SIGKILLed. The upstream
 still completes (and, for a real provider, bills) them. Once their holds expire
 (``reservation_ttl_s``), the budget scripts charge each at its reserved amount and a surviving
 gateway writes one ``reclaimed`` ledger row per hold. Asserted (figures in
@@ -81,7 +81,8 @@ def test_a_killed_replicas_holds_are_charged(tmp_path: Path) -> None:
 
             async def burst_and_kill() -> list[int]:
                 task = asyncio.create_task(_burst([g1.url, g2.url], secret, 60))
-                await asyncio.sleep(0.5)  # every admitted call is now in flight at the mock
+                # kill once calls are in flight at the mock (each takes 1.5 s there)
+                await asyncio.to_thread(_wait_for_calls, mock, 12)
                 g2.kill()
                 return await task
 
@@ -120,6 +121,14 @@ def test_a_killed_replicas_holds_are_charged(tmp_path: Path) -> None:
         finally:
             g1.stop()
             g2.stop()
+
+
+def _wait_for_calls(mock: MockUpstreamProcess, n: int, timeout_s: float = 20.0) -> None:
+    """Block until the mock has received ``n`` calls (or ``timeout_s`` passed), then 0.2 s."""
+    deadline = time.monotonic() + timeout_s
+    while int(mock.stats()["total_requests"]) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
 
 
 def _wait_for_reclaimed(redis_url: str, expected: int, timeout_s: float = 60.0) -> Books:
