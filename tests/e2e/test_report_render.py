@@ -34,7 +34,6 @@ from tests.integration.reports_support import ADMIN_KEY, Stack, history, seed, t
 CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.clock,
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="headless Chromium is not installed (apt-get install -y chromium); CI installs it",
