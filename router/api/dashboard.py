@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from html import escape
@@ -50,6 +49,7 @@ from router.reports.aggregate import Report, parse_by
 from router.reports.render_html import STYLE, report_body, subtitle
 from router.reports.source import build_report, policy_tiers
 from router.services import Services
+from router.settings import admin_key
 
 COOKIE = "router_dashboard"
 SESSION_S = 8 * 3600
@@ -64,7 +64,7 @@ GROUPINGS = ("team", "team,model", "key", "model", "route", "day", "tier")
 
 
 def _admin_key() -> str:
-    key = os.environ.get("ROUTER_ADMIN_KEY")
+    key = admin_key()
     if not key:
         raise PermissionDenied(
             "The admin API is disabled: set ROUTER_ADMIN_KEY.", code="admin_disabled"
