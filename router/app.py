@@ -123,7 +123,9 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
 def app_from_env() -> Starlette:
     """The uvicorn factory: settings from the environment (each worker process calls it)."""
     from router.logs import configure_logging
+    from router.settings import configure_libraries
 
+    configure_libraries()
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

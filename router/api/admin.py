@@ -16,7 +16,6 @@ Without ``ROUTER_ADMIN_KEY`` in the environment the admin API answers 403 to eve
 from __future__ import annotations
 
 import hmac
-import os
 
 import orjson
 from pydantic import ValidationError
@@ -40,12 +39,13 @@ from router.errors import (
 from router.keys.requests import KeyCreate, KeyUpdate
 from router.keys.store import KeyNotFound, RedisKeyStore
 from router.services import Services
+from router.settings import admin_key
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 def _check_admin(request: Request) -> RedisKeyStore:
-    expected = os.environ.get("ROUTER_ADMIN_KEY")
+    expected = admin_key()
     if not expected:
         raise PermissionDenied(
             "The admin API is disabled: set ROUTER_ADMIN_KEY.", code="admin_disabled"

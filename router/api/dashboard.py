@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from html import escape
 from urllib.parse import parse_qs
 
+from itsdangerous import BadSignature, Signer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -50,6 +50,7 @@ from router.reports.aggregate import Report, parse_by
 from router.reports.render_html import STYLE, report_body, subtitle
 from router.reports.source import build_report, policy_tiers
 from router.services import Services
+from router.settings import admin_key
 
 COOKIE = "router_dashboard"
 SESSION_S = 8 * 3600
@@ -64,7 +65,7 @@ GROUPINGS = ("team", "team,model", "key", "model", "route", "day", "tier")
 
 
 def _admin_key() -> str:
-    key = os.environ.get("ROUTER_ADMIN_KEY")
+    key = admin_key()
     if not key:
         raise PermissionDenied(
             "The admin API is disabled: set ROUTER_ADMIN_KEY.", code="admin_disabled"
@@ -72,26 +73,31 @@ def _admin_key() -> str:
     return key
 
 
-def _sign(key: str, expiry_s: int) -> str:
-    mac = hmac.new(key.encode(), f"router-dashboard|{expiry_s}".encode(), hashlib.sha256)
-    return mac.hexdigest()
+def _signer(key: str) -> Signer:
+    # The expiry is in the signed value (not itsdangerous' own timestamp) so that validity is
+    # decided against the caller's clock, ``now_s``.
+    return Signer(key, salt="router-dashboard", sep=".", digest_method=hashlib.sha256)
 
 
 def session_token(key: str, now_s: float) -> str:
-    """A session cookie value valid for :data:`SESSION_S` seconds from ``now_s`` (Unix s)."""
+    """A session cookie value valid for :data:`SESSION_S` seconds from ``now_s`` (Unix s).
+
+    ``v1.<expiry_s>.<signature>``, signed with ``key`` by itsdangerous.
+    """
     expiry = int(now_s) + SESSION_S
-    return f"v1.{expiry}.{_sign(key, expiry)}"
+    return _signer(key).sign(f"v1.{expiry}").decode()
 
 
 def session_valid(key: str, token: str | None, now_s: float) -> bool:
     """Whether ``token`` was made by :func:`session_token` with ``key`` and has not expired."""
     if not token:
         return False
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
+    try:
+        value = _signer(key).unsign(token).decode()
+    except BadSignature:
         return False
-    expiry = int(parts[1])
-    return expiry > now_s and hmac.compare_digest(parts[2], _sign(key, expiry))
+    version, _, expiry = value.partition(".")
+    return version == "v1" and expiry.isdigit() and int(expiry) > now_s
 
 
 def _authorized(request: Request) -> bool:

@@ -7,7 +7,6 @@ Open by default, like most exporters: restrict it at the network level, or set
 from __future__ import annotations
 
 import hmac
-import os
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -17,11 +16,12 @@ from router.api.responses import error_response
 from router.auth import bearer_token
 from router.errors import Unauthenticated
 from router.services import Services
+from router.settings import metrics_key
 
 
 async def metrics(request: Request) -> Response:
     """Render every metric."""
-    expected = os.environ.get("ROUTER_METRICS_KEY")
+    expected = metrics_key()
     if expected:
         token = bearer_token(request.headers.get("authorization"))
         if token is None or not hmac.compare_digest(token.encode(), expected.encode()):

@@ -8,7 +8,6 @@ credentials can be served side by side. Retries and fallbacks stay with the gate
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from router.backends.base import Chunk, Completion, Usage
 from router.backends.translate import from_litellm
 from router.errors import UpstreamServerError
 from router.policy.schema import ModelSpec, Policy
+from router.settings import configure_libraries
 
 PASSTHROUGH = (
     "temperature",
@@ -56,7 +56,7 @@ class LiteLLMBackend:
 
     def __init__(self) -> None:
         # The price map must come from litellm's bundled copy, never from the network.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        configure_libraries()
         import litellm
 
         self._litellm: Any = litellm

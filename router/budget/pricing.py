@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from router.backends.base import Usage
 from router.backends.local_cost import local_price
 from router.policy.schema import ModelSpec, Price
+from router.settings import configure_libraries
 
 
 def cost_usd(price: Price | None, usage: Usage | None) -> float:
@@ -39,7 +39,7 @@ def bundled_price(model_name: str) -> dict[str, float] | None:
 
     Imported lazily: litellm is heavy and only needed when a policy names an unpriced model.
     """
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    configure_libraries()
     import litellm
 
     entry: Any = litellm.model_cost.get(model_name)

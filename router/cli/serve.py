@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -26,18 +25,11 @@ def run(args: argparse.Namespace) -> int:
     """Validate the policy, then serve until interrupted."""
     import uvicorn
 
-    from router.settings import Settings
+    from router.settings import Settings, publish_for_workers
 
-    # Workers are separate processes that rebuild settings from the environment.
-    if args.policy is not None:
-        os.environ["ROUTER_POLICY"] = str(args.policy)
-    if args.host is not None:
-        os.environ["ROUTER_HOST"] = args.host
-    if args.port is not None:
-        os.environ["ROUTER_PORT"] = str(args.port)
-    settings = Settings.from_env()
+    settings = Settings.from_env(policy_path=args.policy, host=args.host, port=args.port)
     try:
-        loaded = load_policy(settings.policy_path)
+        loaded = load_policy(settings.policy_path, settings.policy_env)
     except PolicyError as exc:
         print("policy is invalid:", *exc.messages, sep="\n  ", file=sys.stderr)
         return 2
@@ -48,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
         embedded = EmbeddedRedis(settings.data_dir)
         try:
-            os.environ["REDIS_URL"] = embedded.start()
+            settings = settings.model_copy(update={"redis_url": embedded.start()})
         except EmbeddedRedisError as exc:  # the gateway still serves, without cache/budgets
             print(f"embedded Redis unavailable: {exc}", file=sys.stderr)
             embedded = None
@@ -59,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         f"http://{settings.host}:{settings.port} with {args.workers} worker(s)",
         file=sys.stderr,
     )
+    # Workers are separate processes that rebuild settings from the environment.
+    publish_for_workers(settings)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
     # the process before ``finally`` stops the embedded Redis and removes its published URL.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -33,6 +33,7 @@ from router.observability.metrics import Metrics, RuntimeCollector
 from router.observability.stages import StageTimes
 from router.observability.tracing import TraceFacts, Tracing
 from router.route.decision import RouteDecision
+from router.settings import Settings
 
 if TYPE_CHECKING:
     from router.services import Services
@@ -79,12 +80,18 @@ class Observability:
     """Whether the scrape-time collector is registered (on the first scrape)."""
 
     @classmethod
-    def start(cls, redis: Any | None, budgets: Budgets) -> Observability:
-        """Build everything, with tracing from the environment and feedback on ``redis``."""
-        metrics = Metrics()
+    def start(
+        cls, redis: Any | None, budgets: Budgets, settings: Settings | None = None
+    ) -> Observability:
+        """Build everything, with tracing from ``settings`` and feedback on ``redis``.
+
+        Without ``settings``, they are read from the environment.
+        """
+        s = settings if settings is not None else Settings()
+        metrics = Metrics(multiproc_dir=s.metrics_multiproc_dir)
         return cls(
             metrics=metrics,
-            tracing=Tracing.from_env(),
+            tracing=Tracing.from_settings(s),
             feedback=FeedbackStore(redis),
             budget_gauge=BudgetGauge(metrics, budgets),
         )

@@ -16,7 +16,6 @@ answered the scrape (see ``docs/observability.md``).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
@@ -32,6 +31,7 @@ OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
 CLASSIFIER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 """Seconds, for one classification (queueing in the micro-batcher included)."""
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Read by prometheus-client itself, and by ``Settings.metrics_multiproc_dir``."""
 M = TypeVar("M", Counter, Histogram, Gauge)
 
 
@@ -56,8 +56,14 @@ class Children(Generic[M]):
 class Metrics:
     """The gateway's metrics; see ``docs/observability.md`` for what each one means."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        """Create every metric on ``registry`` (a new one by default)."""
+    def __init__(
+        self, registry: CollectorRegistry | None = None, multiproc_dir: str | None = None
+    ) -> None:
+        """Create every metric on ``registry`` (a new one by default).
+
+        ``multiproc_dir`` is ``PROMETHEUS_MULTIPROC_DIR``: scrapes merge every worker's files.
+        """
+        self.multiproc_dir = multiproc_dir
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
         self.runtime_collectors: tuple[Collector, ...] = ()
         """Scrape-time collectors, also registered on :attr:`registry`."""
@@ -166,7 +172,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The text exposition of every metric (all workers' in multiprocess mode)."""
-        mp_dir = os.environ.get(MULTIPROC_ENV)
+        mp_dir = self.multiproc_dir
         if not mp_dir:
             return generate_latest(self.registry)
         from prometheus_client import multiprocess

@@ -14,13 +14,14 @@ provider is left alone).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+
+from router.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -50,12 +51,14 @@ class Tracing:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Tracing | None:
-        """A tracer when an exporter is configured, else None."""
-        e = os.environ if env is None else env
-        endpoint = e.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or e.get(
-            "OTEL_EXPORTER_OTLP_ENDPOINT"
-        )
-        console = e.get("ROUTER_OTEL", "").lower() == "console"
+        """A tracer when ``env`` (default: the process environment) configures an exporter."""
+        return cls.from_settings(Settings.from_env(env))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Tracing | None:
+        """A tracer when ``settings`` configure an exporter, else None."""
+        endpoint = settings.otel_traces_endpoint or settings.otel_endpoint
+        console = settings.otel_console
         if not endpoint and not console:
             return None
         try:
@@ -69,8 +72,8 @@ class Tracing:
         except ImportError as exc:
             log.warning("tracing_unavailable", error=repr(exc))
             return None
-        name = e.get("OTEL_SERVICE_NAME", "hybrid-router")
-        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        resource = Resource.create({"service.name": settings.otel_service_name})
+        provider = TracerProvider(resource=resource)
         if console:
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
         if endpoint:

@@ -9,7 +9,6 @@ route can fall back from a hosted tier whose key is missing.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from router.budget.pricing import bundled_price
 from router.policy.schema import Policy
+from router.settings import Settings
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 CREDENTIAL_KEYS = frozenset({"api_key"})
@@ -167,10 +167,11 @@ def load_policy(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     """Read, resolve and validate the policy at ``path``; raise :class:`PolicyError` if invalid.
 
     A top-level ``prices_file`` key names a prices file, relative to the policy file, whose
-    entries fill the ``price`` of models that do not set one.
+    entries fill the ``price`` of models that do not set one. ``${NAME}`` references are
+    resolved from ``env``, by default :attr:`Settings.policy_env` (the process environment).
     """
     file = Path(path)
-    env = os.environ if env is None else env
+    env = Settings().policy_env if env is None else env
     errors: list[str] = []
     data = _read_yaml(file, errors)
     if errors:

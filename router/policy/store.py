@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
@@ -20,8 +20,11 @@ class PolicyStore:
     An invalid edit is logged and the last good policy keeps serving.
     """
 
-    def __init__(self, path: Path, initial: LoadedPolicy) -> None:
+    def __init__(
+        self, path: Path, initial: LoadedPolicy, env: Mapping[str, str] | None = None
+    ) -> None:
         self._path = path
+        self._env = env
         self._current = initial
         self._mtimes = self._stat(initial.files)
         self._task: asyncio.Task[None] | None = None
@@ -32,10 +35,13 @@ class PolicyStore:
         """Called after a new policy is swapped in (e.g. to build backends it needs)."""
 
     @classmethod
-    def open(cls, path: str | Path) -> PolicyStore:
-        """Load ``path`` (raising :class:`PolicyError` if invalid) and hold it."""
+    def open(cls, path: str | Path, env: Mapping[str, str] | None = None) -> PolicyStore:
+        """Load ``path`` (raising :class:`PolicyError` if invalid) and hold it.
+
+        ``env`` resolves ``${NAME}`` references (see :func:`load_policy`), on every reload too.
+        """
         p = Path(path)
-        return cls(p, load_policy(p))
+        return cls(p, load_policy(p, env), env)
 
     @property
     def current(self) -> LoadedPolicy:
@@ -57,7 +63,7 @@ class PolicyStore:
     def reload(self) -> bool:
         """Load the files again; swap in the result if it validates. Returns True on a swap."""
         try:
-            new = load_policy(self._path)
+            new = load_policy(self._path, self._env)
         except PolicyError as exc:
             self._mtimes = self._stat(self._current.files)
             self.failed_reloads += 1

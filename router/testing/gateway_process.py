@@ -69,6 +69,7 @@ class GatewayProcess:
 
     def start(self) -> GatewayProcess:
         """Start the process and block until it is ready."""
+        # The child's environment (it reads its settings from there), not a setting of ours.
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         if not env.get("ROUTER_DATA_DIR"):
             # A private data directory (embedded Redis, ledger spool): no state shared with

@@ -140,6 +140,7 @@ class MockUpstreamProcess:
         if self._proc is not None:
             return self
         root = str(Path(__file__).resolve().parents[2])
+        # The child's environment (inherited, plus this checkout on its path), not a setting.
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         cmd = [sys.executable, "-m", "router.testing.mock_upstream", "--host", self.host]
