@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     """``OTEL_SERVICE_NAME``: the ``service.name`` of the spans."""
     metrics_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
     """``PROMETHEUS_MULTIPROC_DIR``: the directory that merges all workers' metrics."""
+    device: str | None = Field(None, validation_alias="ROUTER_DEVICE")
+    """``ROUTER_DEVICE``: force the classifier onto ``cpu`` or ``cuda`` (unset: the policy's)."""
+    models_dir: Path | None = Field(None, validation_alias="ROUTER_MODELS_DIR")
+    """``ROUTER_MODELS_DIR``: where built model files are cached (see :func:`default_models_dir`)."""
+    xdg_cache_home: Path | None = Field(None, validation_alias="XDG_CACHE_HOME")
+    """``XDG_CACHE_HOME``: the user's cache directory on Linux (default ``~/.cache``)."""
     policy_env: dict[str, str] = Field(default_factory=_environ, repr=False, exclude=True)
     """The variables that a policy's ``${NAME}`` references may name: the whole environment."""
 
@@ -150,6 +156,19 @@ def default_data_dir(settings: Settings | None = None) -> Path:
     return (s.xdg_data_home or home / ".local" / "share") / APP_NAME
 
 
+def default_models_dir(settings: Settings | None = None) -> Path:
+    """Where built model files are cached: ``$ROUTER_MODELS_DIR``, else the user's cache
+    directory (``$XDG_CACHE_HOME/hybrid-router/models``, default ``~/.cache/...``; macOS
+    ``~/Library/Caches/...``). Shared by every gateway process and data directory. Without
+    ``settings``, they are read from the environment."""
+    s = settings if settings is not None else Settings.from_env()
+    if s.models_dir is not None:
+        return s.models_dir.expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / APP_NAME / "models"
+    return (s.xdg_cache_home or Path.home() / ".cache") / APP_NAME / "models"
+
+
 def admin_key() -> str | None:
     """``ROUTER_ADMIN_KEY``: the bearer key of ``/admin`` and the dashboard (unset: disabled).
 
@@ -169,10 +188,13 @@ def metrics_key() -> str | None:
 def configure_libraries() -> None:
     """Defaults for third-party libraries that read the environment themselves.
 
-    litellm must use its bundled price map, never fetch one. Idempotent; call it before
-    importing litellm (a variable the operator set is kept).
+    litellm must use its bundled price map, never fetch one; transformers and the Hugging Face
+    hub must load from installed packages only, never a hub. Idempotent; call it before
+    importing litellm or transformers (a variable the operator set is kept).
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def publish_for_workers(settings: Settings) -> None:

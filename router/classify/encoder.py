@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.inputs import PromptText, assemble, clip_chars
+from router.settings import Settings, configure_libraries, default_models_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def cuda_available() -> bool:
 
 def resolve_device(requested: DeviceName | str) -> str:
     """The device to run on: ``ROUTER_DEVICE`` first, then ``requested``; ``auto`` prefers CUDA."""
-    choice = (os.environ.get(DEVICE_ENV) or requested or "auto").strip().lower()
+    choice = (Settings.from_env().device or requested or "auto").strip().lower()
     if choice == "auto":
         return "cuda" if cuda_available() else "cpu"
     if choice.startswith("cuda"):
@@ -138,8 +138,7 @@ class TorchBackend:
         ``half`` runs in fp16 (default: on CUDA only). ``threads`` sets torch's intra-op threads
         on CPU (default :func:`default_threads`).
         """
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        configure_libraries()
         try:
             import torch
             from transformers import AutoModel
@@ -182,14 +181,7 @@ def models_dir() -> Path:
     """Where built encoder files are cached: ``$ROUTER_MODELS_DIR``, else the user's cache
     directory (``$XDG_CACHE_HOME/hybrid-router/models``, default ``~/.cache/...``; macOS
     ``~/Library/Caches/...``). Shared by every gateway process and data directory."""
-    env = os.environ.get(MODELS_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "hybrid-router" / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "hybrid-router" / "models"
+    return default_models_dir()
 
 
 def onnx_model(mdir: Path, packaged: bool, explicit: Path | None) -> tuple[Path, str]:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from router.settings import configure_libraries
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def export_fp32(model_dir: Path, out: Path, attn: str = "eager") -> Any:
     Inputs ``input_ids`` and ``attention_mask``, output ``last_hidden_state``, batch and sequence
     dimensions dynamic. Raises ImportError without torch/transformers, or the exporter's errors.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    configure_libraries()
     import torch
     from transformers import AutoModel
 
