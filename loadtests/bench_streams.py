@@ -9,11 +9,14 @@ above ``--stall-ms``, 500 ms by default, i.e. 10 token periods), and the p50/p99
 stream's longest inter-chunk gap (the gap before the first content chunk is excluded: that is
 connection set-up and time to first token, reported apart)::
 
-    python loadtests/bench_streams.py --streams 1024 --tokens 100
+    python loadtests/bench_streams.py --streams 1024 --tokens 100 --ramp-s 5
+    python loadtests/bench_streams.py --streams 1024 --tokens 100 --ramp-s 5 --direct
     python loadtests/bench_streams.py --streams 64 --url http://127.0.0.1:8080/v1 --model m
 
 Without ``--url`` it starts the mock upstream and ``router serve`` (``--workers``, a minimal
-policy: no auth, one ``openai_compat`` model on the mock) itself. The client is one asyncio
+policy: no auth, one ``openai_compat`` model on the mock) itself; ``--direct`` skips the
+gateway (the client and the mock alone: the baseline). ``--ramp-s`` spreads the starts, so a
+burst of 1,024 connects does not show up as every stream's first gaps. The client is one asyncio
 process (uvloop when installed) on the same machine, so on a small machine it competes with the
 gateway for the CPU: its numbers bound the gateway's from above.
 """
@@ -37,9 +40,11 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=100, help="tokens per reply")
     ap.add_argument("--tokens-per-s", type=float, default=20.0, help="mock pacing (20 = 50 ms)")
     ap.add_argument("--stall-ms", type=float, default=500.0)
+    ap.add_argument("--ramp-s", type=float, default=0.0, help="spread the starts over this")
     ap.add_argument("--workers", type=int, default=2, help="gateway workers")
     ap.add_argument("--url", help="an already running gateway's /v1 URL (skip starting one)")
     ap.add_argument("--model", default="paced")
+    ap.add_argument("--direct", action="store_true", help="the mock alone, no gateway (baseline)")
     ap.add_argument("--timeout-s", type=float, default=600.0)
     args = ap.parse_args()
     with contextlib.suppress(ImportError):
@@ -50,20 +55,21 @@ def main() -> None:
     def run(url: str) -> None:
         started = time.perf_counter()
         results = asyncio.run(
-            run_streams(url, args.model, args.streams, args.stall_ms, args.timeout_s)
+            run_streams(url, args.model, args.streams, args.stall_ms, args.timeout_s, args.ramp_s)
         )
         report = summarise(results, None if args.url else args.tokens, args.stall_ms)
         report["wall_s"] = round(time.perf_counter() - started, 1)
         report["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
-        report["config"] = {
-            k: getattr(args, k) for k in ("tokens", "tokens_per_s", "workers", "stall_ms")
-        }
+        knobs = ("tokens", "tokens_per_s", "workers", "stall_ms", "direct", "ramp_s")
+        report["config"] = {k: getattr(args, k) for k in knobs}
         print(json.dumps(report, indent=2))
 
     if args.url:
         run(args.url)
     else:
-        with gateway_on_paced_mock(args.tokens, args.tokens_per_s, args.workers) as url:
+        with gateway_on_paced_mock(
+            args.tokens, args.tokens_per_s, args.workers, direct=args.direct
+        ) as url:
             run(url)
 
 

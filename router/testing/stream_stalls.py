@@ -53,10 +53,16 @@ class StreamResult:
 
 
 async def one_stream(
-    session: aiohttp.ClientSession, url: str, model: str, index: int, stall_s: float
+    session: aiohttp.ClientSession,
+    url: str,
+    model: str,
+    index: int,
+    stall_s: float,
+    start_after_s: float = 0.0,
 ) -> StreamResult:
-    """Send one streaming request and time the content chunks as they arrive."""
+    """Send one streaming request (after ``start_after_s``) and time its content chunks."""
     res = StreamResult()
+    await asyncio.sleep(start_after_s)
     body = {
         "model": model,
         "stream": True,
@@ -105,13 +111,17 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def run_streams(
-    url: str, model: str, n: int, stall_ms: float, timeout_s: float
+    url: str, model: str, n: int, stall_ms: float, timeout_s: float, ramp_s: float = 0.0
 ) -> list[StreamResult]:
-    """``n`` streams at once (one connection each); every stream's result."""
+    """``n`` streams at once (one connection each), their starts spread evenly over ``ramp_s``
+    (a burst of ``n`` connects otherwise shows up as everyone's first gaps); every result."""
     conn = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
-        tasks = [one_stream(session, url, model, i, stall_ms / 1000) for i in range(n)]
+        tasks = [
+            one_stream(session, url, model, i, stall_ms / 1000, ramp_s * i / max(n, 1))
+            for i in range(n)
+        ]
         return list(await asyncio.gather(*tasks))
 
 
@@ -148,13 +158,22 @@ def summarise(
 
 @contextlib.contextmanager
 def gateway_on_paced_mock(
-    tokens: int, tokens_per_s: float, workers: int, log_path: Path | None = None
+    tokens: int,
+    tokens_per_s: float,
+    workers: int,
+    log_path: Path | None = None,
+    *,
+    direct: bool = False,
 ) -> Iterator[str]:
-    """The mock upstream (paced) and ``router serve`` in front of it; yields the gateway's URL."""
+    """The mock upstream (paced) and ``router serve`` in front of it; yields the gateway's URL
+    (the mock's own with ``direct``: the baseline of the client and the mock alone)."""
     with contextlib.ExitStack() as stack:
         mock = stack.enter_context(
             MockUpstreamProcess(tokens_per_s=tokens_per_s, reply_tokens=tokens)
         )
+        if direct:
+            yield mock.url
+            return
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-streams-")))
         policy = tmp / "policy.yaml"
         policy.write_text(POLICY)
