@@ -73,7 +73,7 @@ end
 
 
 def run_wrk(
-    target: Target, script: Path, connections: int, threads: int, duration_s: float, delay_ms: int
+    target: Target, script: Path, connections: int, threads: int, duration_s: int, delay_ms: int
 ) -> dict[str, object]:
     """One wrk run against ``target``; its summary (requests/s, latency in ms, errors)."""
     auth = target.headers.get("authorization", "")
@@ -109,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--duration-s", type=float, default=10.0)
+    ap.add_argument("--duration-s", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rate", type=float, help="paced requests/s in total (default: closed loop)")
     args = ap.parse_args()
