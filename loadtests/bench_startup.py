@@ -6,7 +6,7 @@ memory of every process in its group (``/proc/PID/status`` VmRSS, and ``smaps_ro
 which splits pages shared between processes, e.g. a read-only mapped model file)::
 
     python loadtests/bench_startup.py --starts 3 --fresh-models-dir
-    python loadtests/bench_startup.py --policy policies/default.yaml --workers 2
+    python loadtests/bench_startup.py --starts 2 --request-model local-smollm2
 
 ``--fresh-models-dir`` points ``ROUTER_MODELS_DIR`` at an empty temporary folder before the first
 start, so start 1 is a first start (every cached build is made) and the others reuse the cache.
@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from router.testing.gateway_process import GatewayProcess
@@ -61,12 +62,29 @@ def group_memory(pgid: int) -> list[dict[str, object]]:
     return sorted(rows, key=lambda r: int(str(r["pid"])))
 
 
-def one_start(policy: Path, workers: int, settle_s: float) -> dict[str, object]:
-    """Start the gateway once; its time to ready (s) and the memory of its processes."""
+def ask(url: str, model: str) -> None:
+    """One short chat completion to ``model`` (so the model's weights are all paged in)."""
+    body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        resp.read()
+
+
+def one_start(
+    policy: Path, workers: int, settle_s: float, request_model: str | None
+) -> dict[str, object]:
+    """Start the gateway once; its time to ready (s) and the memory of its processes (after
+    one request to ``request_model`` when given)."""
     started = time.perf_counter()
     gw = GatewayProcess(policy, workers=workers, startup_timeout_s=600)
     with gw:
         ready_s = time.perf_counter() - started
+        if request_model:
+            ask(gw.url, request_model)
         time.sleep(settle_s)  # let lazy imports and the first GC settle before reading memory
         procs = group_memory(os.getpgid(gw.pid))
     return {
@@ -85,6 +103,7 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--settle-s", type=float, default=2.0)
     ap.add_argument("--fresh-models-dir", action="store_true")
+    ap.add_argument("--request-model", help="send one request to this model before measuring")
     args = ap.parse_args()
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if args.fresh_models_dir:
@@ -92,7 +111,7 @@ def main() -> None:
         os.environ["ROUTER_MODELS_DIR"] = tmp.name
     try:
         for i in range(args.starts):
-            row = one_start(args.policy, args.workers, args.settle_s)
+            row = one_start(args.policy, args.workers, args.settle_s, args.request_model)
             print(json.dumps({"start": i + 1, "uptime": _load(), **row}), flush=True)
     finally:
         if tmp is not None:

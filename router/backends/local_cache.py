@@ -50,9 +50,32 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def source_digest(source: Path, root: Path) -> str:
+    """:func:`file_digest` of ``source``, remembered in ``root`` under the file's identity
+    (inode, size, modification time in ns) so that a start does not re-read 100 MB: a file
+    that is replaced or rewritten gets a new identity and is hashed again."""
+    st = source.stat()
+    memo = root / f".digest-{source.name}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+    try:
+        digest = memo.read_text().strip()
+        if len(digest) == 16:
+            return digest
+    except OSError:
+        pass
+    digest = file_digest(source)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        tmp.replace(memo)
+    except OSError:  # a read-only models directory: hash again next time
+        pass
+    return digest
+
+
 def cache_folder(source: Path, dtype_name: str, root: Path) -> Path:
     """Where the converted checkpoint of ``source`` in ``dtype_name`` lives (may not exist)."""
-    return root / f"local-{source.stem}-{file_digest(source)}-{dtype_name}-{RECIPE}"
+    return root / f"local-{source.stem}-{source_digest(source, root)}-{dtype_name}-{RECIPE}"
 
 
 def is_complete(folder: Path) -> bool:

@@ -24,7 +24,9 @@ from router.backends.local_cache import (
     WEIGHTS,
     cache_folder,
     ensure_cached,
+    file_digest,
     is_complete,
+    source_digest,
 )
 from router.backends.local_engine import SamplingParams, TextDelta
 from router.backends.local_model import LocalModel
@@ -75,8 +77,10 @@ def test_built_once_then_reused_and_equal_to_the_source(tiny_dir: Path, tmp_path
     manifest = json.loads((target / MANIFEST).read_text())
     assert set(manifest["files"]) >= {WEIGHTS, "config.json", "tokenizer.json"}
     assert "quantization_config" not in json.loads((target / "config.json").read_text())
-    # Nothing but the finished folder is left in the models directory.
-    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    # Nothing but the finished folder (and the source's remembered digest) is left.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".digest-")) == [
+        target.name
+    ]
     assert greedy(load_folder(target)) == greedy(load_folder(tiny_dir))
 
 
@@ -84,7 +88,7 @@ def test_a_changed_source_gets_a_new_cache(tiny_dir: Path, tmp_path: Path) -> No
     source = tmp_path / "src.gguf"
     source.write_bytes(b"version one")
     first = cache_folder(source, "float32", tmp_path / "models")
-    source.write_bytes(b"version two")
+    source.write_bytes(b"version two, rewritten in place")
     second = cache_folder(source, "float32", tmp_path / "models")
     assert first != second
     assert cache_folder(source, "bfloat16", tmp_path / "models") != second
@@ -92,6 +96,19 @@ def test_a_changed_source_gets_a_new_cache(tiny_dir: Path, tmp_path: Path) -> No
     ensure_cached(first, convert)
     ensure_cached(second, convert)
     assert convert.calls == 2
+
+
+def test_the_digest_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
+    source = tmp_path / "m.gguf"
+    source.write_bytes(b"one")
+    root = tmp_path / "models"
+    first = source_digest(source, root)
+    (memo,) = root.iterdir()
+    memo.write_text("f" * 16)  # a remembered digest is used as is...
+    assert source_digest(source, root) == "f" * 16
+    source.write_bytes(b"second")  # ...until the file's identity (here: size) changes
+    assert source_digest(source, root) not in (first, "f" * 16)
+    assert source_digest(source, root) == file_digest(source)
 
 
 @pytest.mark.parametrize("damage", ["no_manifest", "truncated", "bad_header", "missing_file"])
@@ -149,7 +166,7 @@ def test_smollm2_from_its_cache_answers_like_the_gguf_load(
     direct = greedy(LocalModel.load(settings.model_copy(update={"cache_converted": False})))
     assert list(tmp_path.iterdir()) == []
     built = greedy(LocalModel.load(settings))  # converts and writes the cache
-    (folder,) = tmp_path.iterdir()
+    (folder,) = (p for p in tmp_path.iterdir() if p.name.startswith("local-"))
     assert is_complete(folder)
     stamp = (folder / WEIGHTS).stat().st_mtime_ns
     reused = greedy(LocalModel.load(settings))
