@@ -172,3 +172,15 @@ def test_smollm2_from_its_cache_answers_like_the_gguf_load(
     reused = greedy(LocalModel.load(settings))
     assert (folder / WEIGHTS).stat().st_mtime_ns == stamp
     assert direct == built == reused
+
+
+def test_an_unwritable_models_dir_falls_back_to_converting_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router.backends.local_model import ResolvedSource, _cached_checkpoint
+
+    (tmp_path / "m.gguf").write_bytes(b"GGUF not really")
+    not_a_dir = tmp_path / "models"
+    not_a_dir.write_text("a file where the models directory should be")
+    monkeypatch.setenv("ROUTER_MODELS_DIR", str(not_a_dir))
+    assert _cached_checkpoint(ResolvedSource(tmp_path, "m.gguf"), torch.float32) is None
