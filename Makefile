@@ -58,7 +58,8 @@ test-latest: system-deps
 	.venv-latest/bin/mypy
 	.venv-latest/bin/python -m pytest -q
 
-# Headless Chromium renders the HTML report and the dashboard in tests (Debian's package).
+# Headless Chromium renders the HTML report and the dashboard in tests; wrk drives
+# loadtests/bench_wrk.py (Debian's packages).
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -66,6 +67,14 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "chromium is not installed: the browser tests will be skipped"; \
+	  fi; \
+	fi
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk (Debian) for loadtests/bench_wrk.py"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "wrk is not installed: loadtests/bench_wrk.py needs it"; \
 	  fi; \
 	fi
 

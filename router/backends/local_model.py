@@ -10,6 +10,7 @@ tokens (a client that goes away stops the work), and applies stop sequences on t
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,8 @@ import torch
 from router.backends.local_decode import TextAssembler
 from router.backends.local_engine import Event, Finished, FinishReason, SamplingParams, TextDelta
 from router.backends.local_settings import LocalModelSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +111,15 @@ class LocalModel:
         device = pick_device(settings.device)
         dtype = pick_dtype(settings.dtype, device)
         kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+        folder = where.folder
         if where.gguf_file is not None:
-            kwargs["gguf_file"] = where.gguf_file
-        tokenizer = AutoTokenizer.from_pretrained(str(where.folder), **kwargs)
-        model: Any = AutoModelForCausalLM.from_pretrained(str(where.folder), dtype=dtype, **kwargs)
+            cached = _cached_checkpoint(where, dtype) if settings.cache_converted else None
+            if cached is None:
+                kwargs["gguf_file"] = where.gguf_file
+            else:
+                folder = cached
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **kwargs)
         return cls(model.to(device), tokenizer, device)
 
     def close(self) -> None:
@@ -196,6 +204,31 @@ class LocalModel:
         yield Finished(
             finish, len(prompt_ids), produced, first_token_at - started, now - first_token_at
         )
+
+
+def _cached_checkpoint(where: ResolvedSource, dtype: torch.dtype) -> Path | None:
+    """The converted checkpoint of a GGUF source in the models directory, built on first use
+    (:mod:`router.backends.local_cache`); None, with a warning, when it cannot be written."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from router.backends.local_cache import cache_folder, ensure_cached
+    from router.classify.encoder import models_dir
+
+    assert where.gguf_file is not None
+    gguf = where.folder / where.gguf_file
+    kwargs: dict[str, Any] = {"local_files_only": True, "gguf_file": where.gguf_file}
+
+    def convert() -> tuple[Any, Any]:
+        tokenizer = AutoTokenizer.from_pretrained(str(where.folder), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(where.folder), dtype=dtype, **kwargs)
+        return model, tokenizer
+
+    try:
+        dtype_name = str(dtype).removeprefix("torch.")
+        return ensure_cached(cache_folder(gguf, dtype_name, models_dir()), convert)
+    except OSError as exc:  # a read-only or full models directory: load the slow way
+        log.warning("local model cache unavailable (%s); converting %s in memory", exc, gguf)
+        return None
 
 
 class _Sampler:

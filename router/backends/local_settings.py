@@ -43,6 +43,10 @@ class LocalModelSettings(BaseModel):
     """``package:NAME``, a checkpoint folder, or a ``.gguf`` file path."""
     gguf_file: str | None = None
     """The GGUF file's name inside ``source`` when that folder holds more than one."""
+    cache_converted: bool = True
+    """Keep a GGUF file's converted weights and tokenizer in the models directory
+    (``$ROUTER_MODELS_DIR``) so later starts load them memory-mapped instead of converting
+    again (:mod:`router.backends.local_cache`)."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     """``auto``: bfloat16 (or float16) on CUDA, float32 on CPU."""

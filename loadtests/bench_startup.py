@@ -1,0 +1,127 @@
+"""Time-to-ready and memory of ``router serve``: start it a few times, report each start.
+
+Each start runs ``router serve --policy POLICY`` in a child process (a private data directory,
+so its own embedded Redis), times the wait until ``/readyz`` answers 200, then reads the resident
+memory of every process in its group (``/proc/PID/status`` VmRSS, and ``smaps_rollup``'s Pss,
+which splits pages shared between processes, e.g. a read-only mapped model file)::
+
+    python loadtests/bench_startup.py --starts 3 --fresh-models-dir
+    python loadtests/bench_startup.py --starts 2 --request-model local-smollm2
+
+``--fresh-models-dir`` points ``ROUTER_MODELS_DIR`` at an empty temporary folder before the first
+start, so start 1 is a first start (every cached build is made) and the others reuse the cache.
+Linux only (``/proc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from router.testing.gateway_process import GatewayProcess
+
+
+def _proc_kib(pid: int, path: str, field: str) -> int:
+    """``field``'s value in KiB from ``/proc/PID/<path>`` (0 when unreadable)."""
+    try:
+        text = Path(f"/proc/{pid}/{path}").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def group_memory(pgid: int) -> list[dict[str, object]]:
+    """Name, RSS and PSS (MiB) of every process in the process group ``pgid``."""
+    rows: list[dict[str, object]] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if os.getpgid(pid) != pgid:
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+        except OSError:
+            continue
+        rows.append(
+            {
+                "pid": pid,
+                "cmd": cmd.strip(),
+                "rss_mib": round(_proc_kib(pid, "status", "VmRSS") / 1024, 1),
+                "pss_mib": round(_proc_kib(pid, "smaps_rollup", "Pss") / 1024, 1),
+            }
+        )
+    return sorted(rows, key=lambda r: int(str(r["pid"])))
+
+
+def ask(url: str, model: str) -> None:
+    """One short chat completion to ``model`` (so the model's weights are all paged in)."""
+    body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    req = urllib.request.Request(
+        url + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        resp.read()
+
+
+def one_start(
+    policy: Path, workers: int, settle_s: float, request_model: str | None
+) -> dict[str, object]:
+    """Start the gateway once; its time to ready (s) and the memory of its processes (after
+    one request to ``request_model`` when given)."""
+    started = time.perf_counter()
+    gw = GatewayProcess(policy, workers=workers, startup_timeout_s=600)
+    with gw:
+        ready_s = time.perf_counter() - started
+        if request_model:
+            ask(gw.url, request_model)
+        time.sleep(settle_s)  # let lazy imports and the first GC settle before reading memory
+        procs = group_memory(os.getpgid(gw.pid))
+    return {
+        "ready_s": round(ready_s, 2),
+        "processes": procs,
+        "total_rss_mib": round(sum(float(str(p["rss_mib"])) for p in procs), 1),
+        "total_pss_mib": round(sum(float(str(p["pss_mib"])) for p in procs), 1),
+    }
+
+
+def main() -> None:
+    """Parse arguments, start the gateway ``--starts`` times, print one JSON line per start."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--policy", type=Path, default=Path("policies/default.yaml"))
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--starts", type=int, default=3)
+    ap.add_argument("--settle-s", type=float, default=2.0)
+    ap.add_argument("--fresh-models-dir", action="store_true")
+    ap.add_argument("--request-model", help="send one request to this model before measuring")
+    args = ap.parse_args()
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if args.fresh_models_dir:
+        tmp = tempfile.TemporaryDirectory(prefix="models-")
+        os.environ["ROUTER_MODELS_DIR"] = tmp.name
+    try:
+        for i in range(args.starts):
+            row = one_start(args.policy, args.workers, args.settle_s, args.request_model)
+            print(json.dumps({"start": i + 1, "uptime": _load(), **row}), flush=True)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: numbers are noisy)."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+if __name__ == "__main__":
+    main()
