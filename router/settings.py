@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     device: str | None = Field(None, validation_alias="ROUTER_DEVICE")
     """``ROUTER_DEVICE``: force the classifier onto ``cpu`` or ``cuda`` (unset: the policy's)."""
     models_dir: Path | None = Field(None, validation_alias="ROUTER_MODELS_DIR")
-    """``ROUTER_MODELS_DIR``: where built model files are cached (see :func:`default_models_dir`)."""
+    """``ROUTER_MODELS_DIR``: the cache of built model files (:func:`default_models_dir`)."""
     xdg_cache_home: Path | None = Field(None, validation_alias="XDG_CACHE_HOME")
     """``XDG_CACHE_HOME``: the user's cache directory on Linux (default ``~/.cache``)."""
     policy_env: dict[str, str] = Field(default_factory=_environ, repr=False, exclude=True)
