@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -10,8 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis.asyncio as aredis
 import time_machine
 
+from router.keys.store import RedisKeyStore
 from router.redis_embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 
@@ -93,6 +96,20 @@ def own_redis(tmp: Path) -> Iterator[str]:
     """A private embedded Redis (TCP) for tests that start gateway processes."""
     with EmbeddedRedis(tmp / "redis", transport="tcp", appendfsync="no") as server:
         yield server.url
+
+
+def make_key(redis_url: str, team: str, budget_usd: float) -> tuple[str, str]:
+    """Create a virtual key of ``team`` with a ``budget_usd`` limit; returns (secret, key id)."""
+
+    async def create() -> tuple[str, str]:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            secret, key = await RedisKeyStore(client).create(team, budget_usd=budget_usd)
+        finally:
+            await client.aclose()
+        return secret, key.id
+
+    return asyncio.run(create())
 
 
 def gateway(policy: Path, mock_url: str, redis_url: str, log: Path, **env: str) -> GatewayProcess:

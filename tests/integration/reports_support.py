@@ -92,21 +92,24 @@ def wait_for_records(redis_url: str, n: int, timeout_s: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def traffic(tmp: Path, redis_url: str, per_team: tuple[int, ...] = (12, 6)) -> Iterator[Stack]:
-    """Start mock + gateway on ``redis_url``, send ``per_team`` requests per team, yield."""
+def mock_and_gateway(tmp: Path, env: dict[str, str]) -> Iterator[GatewayProcess]:
+    """The mock upstream and a gateway on :data:`POLICY` with ``env`` added; both stopped after."""
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY)
     with contextlib.ExitStack() as stack:
         mock = MockUpstreamProcess().start()
         stack.callback(mock.stop)
-        env = {
-            "MOCK_UPSTREAM_URL": mock.url,
-            "REDIS_URL": redis_url,
-            "ROUTER_ADMIN_KEY": ADMIN_KEY,
-            "ROUTER_ACCESS_LOG": "0",
-        }
-        gw = GatewayProcess(policy, env=env, log_path=tmp / "gateway.log").start()
+        full = {"MOCK_UPSTREAM_URL": mock.url, "ROUTER_ACCESS_LOG": "0", **env}
+        gw = GatewayProcess(policy, env=full, log_path=tmp / "gateway.log").start()
         stack.callback(gw.stop)
+        yield gw
+
+
+@contextlib.contextmanager
+def traffic(tmp: Path, redis_url: str, per_team: tuple[int, ...] = (12, 6)) -> Iterator[Stack]:
+    """Start mock + gateway on ``redis_url``, send ``per_team`` requests per team, yield."""
+    env = {"REDIS_URL": redis_url, "ROUTER_ADMIN_KEY": ADMIN_KEY}
+    with mock_and_gateway(tmp, env) as gw:
         admin = {"authorization": f"Bearer {ADMIN_KEY}"}
         keys: dict[str, str] = {}
         with httpx.Client(base_url=gw.base_url, timeout=30) as client:

@@ -23,15 +23,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aredis
 
 from router.budget import keys as bk
-from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,
     gateway,
+    make_key,
     own_redis,
     router_cli,
     write_policy,
@@ -67,14 +66,7 @@ def test_a_killed_replicas_holds_are_charged(tmp_path: Path) -> None:
         tmp_path, budgets=budgets, hosted_upstream="mock-tokens-30", hosted_fallbacks="[]"
     )
     with MockUpstreamProcess(latency_ms=1500) as mock, own_redis(tmp_path) as redis_url:
-
-        async def make_key() -> tuple[str, str]:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, key = await RedisKeyStore(client).create("dead", budget_usd=budget)
-            await client.aclose()
-            return secret, key.id
-
-        secret, key_id = asyncio.run(make_key())
+        secret, key_id = make_key(redis_url, "dead", budget)
         g1 = gateway(policy, mock.url, redis_url, tmp_path / "gw1.log").start()
         g2 = gateway(policy, mock.url, redis_url, tmp_path / "gw2.log").start()
         try:

@@ -21,11 +21,16 @@ import redis.asyncio as aredis
 from router.api.protocol import parse_chat_request
 from router.budget.estimate import input_tokens_upper_bound, worst_case_usd
 from router.budget.reserve import Budgets
-from router.keys.store import RedisKeyStore
 from router.ledger.writer import Ledger
 from router.policy.load import load_policy
 from router.testing.mock_process import MockUpstreamProcess
-from tests.integration.budget_support import cost_usd, gateway, own_redis, write_policy
+from tests.integration.budget_support import (
+    cost_usd,
+    gateway,
+    make_key,
+    own_redis,
+    write_policy,
+)
 
 pytestmark = pytest.mark.integration
 BODY = {
@@ -69,13 +74,7 @@ def test_false_rejections_at_30_percent_of_the_reservation(tmp_path: Path) -> No
         reservation = worst_case_usd(req, (hosted,), input_tokens_upper_bound(req))
         assert 0.25 <= ACTUAL_USD / reservation <= 0.35, ACTUAL_USD / reservation
 
-        async def make_key() -> str:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, _ = await RedisKeyStore(client).create("fr", budget_usd=budget)
-            await client.aclose()
-            return secret
-
-        secret = asyncio.run(make_key())
+        secret, _ = make_key(redis_url, "fr", budget)
         with (
             gateway(policy, mock.url, redis_url, tmp_path / "gw1.log") as g1,
             gateway(policy, mock.url, redis_url, tmp_path / "gw2.log") as g2,

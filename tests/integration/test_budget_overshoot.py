@@ -21,12 +21,12 @@ import redis.asyncio as aredis
 from router.budget import keys as bk
 from router.budget.reserve import Budgets, BudgetScope
 from router.budget.settings import BudgetSettings
-from router.keys.store import RedisKeyStore
 from router.ledger.writer import Ledger
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,
     gateway,
+    make_key,
     own_redis,
     skip_unless_slow_selected,
     write_policy,
@@ -80,14 +80,7 @@ def run_burst(tmp_path: Path, n: int, covers: int, kill: bool, ttl_s: float = 8.
         tmp_path, budgets=budgets, hosted_upstream="mock-tokens-30", hosted_fallbacks="[]"
     )
     with MockUpstreamProcess(latency_ms=40) as mock, own_redis(tmp_path) as redis_url:
-
-        async def make_key() -> str:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, _ = await RedisKeyStore(client).create("burst", budget_usd=budget)
-            await client.aclose()
-            return secret
-
-        secret = asyncio.run(make_key())
+        secret, _ = make_key(redis_url, "burst", budget)
         g1 = gateway(policy, mock.url, redis_url, tmp_path / "gw1.log").start()
         g2 = gateway(policy, mock.url, redis_url, tmp_path / "gw2.log").start()
         try:
@@ -215,14 +208,7 @@ def test_burst_refusals_are_honest_and_retries_use_the_budget(tmp_path: Path) ->
         hosted_fallbacks="[]",
     )
     with MockUpstreamProcess(latency_ms=40) as mock, own_redis(tmp_path) as redis_url:
-
-        async def make_key() -> tuple[str, str]:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, key = await RedisKeyStore(client).create("burst", budget_usd=budget)
-            await client.aclose()
-            return secret, key.id
-
-        secret, key_id = asyncio.run(make_key())
+        secret, key_id = make_key(redis_url, "burst", budget)
         g1 = gateway(policy, mock.url, redis_url, tmp_path / "gw1.log").start()
         g2 = gateway(policy, mock.url, redis_url, tmp_path / "gw2.log").start()
         try:

@@ -3,20 +3,18 @@ gateway that owns the embedded Redis, and a one-line error when no Redis can be 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from router.testing.gateway_process import GatewayProcess, free_port
-from router.testing.mock_process import MockUpstreamProcess
-from tests.integration.reports_support import POLICY, wait_for_records
+from tests.integration.reports_support import mock_and_gateway, wait_for_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,23 +33,9 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@contextlib.contextmanager
-def gateway_on_embedded_redis(tmp: Path, data_dir: Path) -> Iterator[GatewayProcess]:
+def gateway_on_embedded_redis(tmp: Path, data_dir: Path) -> AbstractContextManager[GatewayProcess]:
     """Mock upstream + ``router serve`` with no ``REDIS_URL``: it starts the embedded Redis."""
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY)
-    with contextlib.ExitStack() as stack:
-        mock = MockUpstreamProcess().start()
-        stack.callback(mock.stop)
-        env = {
-            "MOCK_UPSTREAM_URL": mock.url,
-            "REDIS_URL": "",
-            "ROUTER_DATA_DIR": str(data_dir),
-            "ROUTER_ACCESS_LOG": "0",
-        }
-        gw = GatewayProcess(policy, env=env, log_path=tmp / "gateway.log").start()
-        stack.callback(gw.stop)
-        yield gw
+    return mock_and_gateway(tmp, {"REDIS_URL": "", "ROUTER_DATA_DIR": str(data_dir)})
 
 
 def test_keys_report_and_export_while_the_gateway_serves(tmp_path: Path) -> None:

@@ -21,13 +21,13 @@ import redis.asyncio as aredis
 
 from router.budget import keys as bk
 from router.budget.reserve import Budgets
-from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,
     gateway,
+    make_key,
     own_redis,
     write_policy,
 )
@@ -171,14 +171,7 @@ def run_accounting(tmp_path: Path, n: int, n_gateways: int, workers: int) -> Non
     budgets = "  teams:\n    acct: {limit_usd: 1000, rpm: 1000000}\n"
     policy = write_policy(tmp_path, budgets=budgets, extra_models=EXTRA_MODELS)
     with MockUpstreamProcess() as mock, own_redis(tmp_path) as redis_url:
-
-        async def make_key() -> str:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, _ = await RedisKeyStore(client).create("acct", budget_usd=500)
-            await client.aclose()
-            return secret
-
-        secret = asyncio.run(make_key())
+        secret, _ = make_key(redis_url, "acct", 500)
         procs = [
             gateway(policy, mock.url, redis_url, tmp_path / f"gw{g}.log").start()
             for g in range(n_gateways)
@@ -254,14 +247,7 @@ def test_a_client_that_leaves_before_the_first_byte_is_recorded_and_billed(
     # pays the upstream, so the request must be in the ledger and on the key's budget.
     policy = write_policy(tmp_path, extra_models=EXTRA_MODELS)
     with MockUpstreamProcess() as mock, own_redis(tmp_path) as redis_url:
-
-        async def make_key() -> str:
-            client = aredis.Redis.from_url(redis_url, decode_responses=True)
-            secret, _ = await RedisKeyStore(client).create("early", budget_usd=5)
-            await client.aclose()
-            return secret
-
-        secret = asyncio.run(make_key())
+        secret, _ = make_key(redis_url, "early", 5)
         proc = gateway(policy, mock.url, redis_url, tmp_path / "gw.log").start()
         try:
             for i, stream in enumerate((False, True)):
