@@ -10,6 +10,7 @@ tokens (a client that goes away stops the work), and applies stop sequences on t
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import threading
 import time
@@ -96,6 +97,9 @@ class LocalModel:
         self.tokenizer = tokenizer
         self.device = device
         self._eos_ids = _eos_ids(model, tokenizer)
+        # transformers 5.x renamed the KV cache argument and output from ``past_key_values``
+        # to ``cache`` (the old name warns, and goes in 5.40); the range allows both.
+        self._cache_arg = _cache_argument(model)
         # A fast tokenizer's encode may change its truncation state: concurrent calls from
         # several threads can fail with "Already borrowed". Decoding needs no lock.
         self._encode_lock = threading.Lock()
@@ -181,9 +185,9 @@ class LocalModel:
                 if cancel.is_set():
                     return
                 out = self.model(
-                    input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1
+                    input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: past}
                 )  # logits of the last position only: a long prompt's full logits are huge
-                past = out.past_key_values
+                past = getattr(out, self._cache_arg)
                 token = sampler.pick(out.logits[0, -1, :])
                 produced += 1
                 if produced == 1:
@@ -229,6 +233,12 @@ def _cached_checkpoint(where: ResolvedSource, dtype: torch.dtype) -> Path | None
     except OSError as exc:  # a read-only or full models directory: load the slow way
         log.warning("local model cache unavailable (%s); converting %s in memory", exc, gguf)
         return None
+
+
+def _cache_argument(model: Any) -> str:
+    """The name under which ``model.forward`` takes and returns its KV cache."""
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 class _Sampler:
