@@ -127,10 +127,10 @@ def reference_generate(engine: Any, prompt_ids: list[int], args: argparse.Namesp
 
 async def concurrent(engine: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Aggregate output tokens/s with ``n`` requests at once through the backend."""
-    from router.api.protocol import ChatRequest
     from router.backends.local import LocalBackend
     from router.backends.local_settings import LocalModelSettings
     from router.policy.schema import Policy
+    from router.protocol.chat_request import ChatRequest
 
     policy = Policy.model_validate(
         {

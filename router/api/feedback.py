@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.body import read_body
-from router.api.jsonsafe import check_numbers
-from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
 from router.observability.feedback import Feedback, FeedbackUnavailable
 from router.observability.logcontext import bind_request
+from router.protocol.chat_request import invalid_request_from
+from router.protocol.jsonsafe import check_numbers
 from router.services import Services
 
 MAX_BODY_BYTES = 16 * 1024

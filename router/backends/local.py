@@ -31,8 +31,6 @@ from typing import Any
 
 import structlog
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.backends.local_engine import Engine, Event, Finished, SamplingParams, TextDelta
 from router.backends.local_settings import LocalModelSettings
 from router.errors import (
@@ -43,6 +41,8 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 
 log = structlog.get_logger(__name__)
 

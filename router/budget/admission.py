@@ -18,7 +18,6 @@ import httpx
 import orjson
 import structlog
 
-from router.api.protocol import ChatRequest
 from router.budget.estimate import input_tokens_upper_bound, worst_case_tokens, worst_case_usd
 from router.budget.keys import scope_name
 from router.budget.ratelimit import LimitScope
@@ -29,6 +28,7 @@ from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound
 from router.policy.load import LoadedPolicy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import Plan, RouteDecision, decide
 
 if TYPE_CHECKING:

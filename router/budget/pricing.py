@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.backends.base import Usage
 from router.backends.local_cost import local_price
 from router.policy.schema import ModelSpec, Price
+from router.protocol.chat_response import Usage
 from router.settings import configure_libraries
 
 

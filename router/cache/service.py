@@ -28,8 +28,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Completion
 from router.cache.canonical import CanonicalRequest, canonicalize
 from router.cache.entry import CacheEntry, CacheHit
 from router.cache.exact import ExactCache
@@ -37,6 +35,8 @@ from router.cache.guards import false_hit_reason
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
 from router.cache.semantic import SemanticCache
 from router.cache.settings import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion
 from router.redis_client import RedisClient
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from router.api.protocol import ChatRequest
 from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.protocol.chat_request import ChatRequest
 
 WORDS = (
     "the", "gateway", "routes", "each", "request", "to", "a", "local", "or", "hosted", "model",

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from router.api.protocol import ChatRequest
 from router.cache.settings import CacheSettings
 from router.context import RequestContext
 from router.errors import InvalidRequest
@@ -45,6 +44,7 @@ from router.guard.settings import (
     stricter,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import Plan, RouteDecision
 
 log = structlog.get_logger("router.guard")

@@ -156,9 +156,9 @@ def test_device_and_dtype_choice() -> None:
 
 
 async def test_the_backend_streams_from_the_real_engine(tiny_dir: Path) -> None:
-    from router.api.protocol import ChatRequest
     from router.backends.local import LocalBackend
     from router.policy.schema import Policy
+    from router.protocol.chat_request import ChatRequest
 
     policy = Policy.model_validate(
         {

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.classify.encoder import Encoder
 from router.classify.factory import FallbackClassifier, build_classifier
 from router.classify.features import FEATURE_NAMES
@@ -16,6 +15,7 @@ from router.classify.head import LinearHead
 from router.classify.heuristic import HeuristicClassifier
 from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.protocol.chat_request import ChatRequest
 
 
 def _head(dim: int, seed: int = 0) -> LinearHead:

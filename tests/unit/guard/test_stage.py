@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from pydantic import ValidationError
 
-from router.api.protocol import ChatRequest
 from router.cache.canonical import canonicalize
 from router.cache.settings import CacheSettings
 from router.context import RequestContext
@@ -15,6 +14,7 @@ from router.errors import InvalidRequest
 from router.guard.settings import GuardScope, GuardSettings
 from router.guard.stage import effective, guard_request, is_local
 from router.policy.schema import Policy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import decide, plan_request
 
 EMAIL = "jane.roe@example.com"

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from router.api.jsonsafe import check_numbers
 from router.errors import InvalidRequest
+from router.protocol.jsonsafe import check_numbers
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
