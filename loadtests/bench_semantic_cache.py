@@ -33,7 +33,7 @@ from router.cache import keys
 from router.cache.entry import CacheEntry
 from router.cache.replay import replay_body
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion, Usage
 from router.redis_embedded import EmbeddedRedis

@@ -32,7 +32,6 @@ from typing import Any
 import structlog
 
 from router.backends.local_engine import Engine, Event, Finished, SamplingParams, TextDelta
-from router.backends.local_settings import LocalModelSettings
 from router.errors import (
     ServiceUnavailable,
     UpstreamBadRequest,
@@ -41,6 +40,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.policy.sections.local_model import LocalModelSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 

@@ -22,7 +22,7 @@ import torch
 
 from router.backends.local_decode import TextAssembler
 from router.backends.local_engine import Event, Finished, FinishReason, SamplingParams, TextDelta
-from router.backends.local_settings import LocalModelSettings
+from router.policy.sections.local_model import LocalModelSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from router.budget.estimate import input_tokens_upper_bound, worst_case_tokens, 
 from router.budget.keys import scope_name
 from router.budget.ratelimit import LimitScope
 from router.budget.reserve import Budgets, BudgetScope, Reservation
-from router.budget.settings import BudgetSettings
 from router.context import RequestContext
 from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound
 from router.policy.load import LoadedPolicy
+from router.policy.sections.budgets import BudgetSettings
 from router.protocol.chat_request import ChatRequest
 from router.route.decision import Plan, RouteDecision, decide
 

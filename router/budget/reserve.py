@@ -25,8 +25,8 @@ from redis.exceptions import NoScriptError, RedisError
 from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
 from router.budget.scripts import CHARGE, RESERVE, SETTLE
-from router.budget.settings import BudgetSettings
 from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
+from router.policy.sections.budgets import BudgetSettings
 from router.redis_client import RedisClient
 
 log = structlog.get_logger("router.budget")

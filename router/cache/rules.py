@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 
 HINT_HEADER = "x-router-cache-mode"

@@ -34,7 +34,7 @@ from router.cache.exact import ExactCache
 from router.cache.guards import false_hit_reason
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
 from router.cache.semantic import SemanticCache
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
 from router.redis_client import RedisClient

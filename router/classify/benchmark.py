@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
 from router.protocol.chat_request import ChatRequest
 
 WORDS = (

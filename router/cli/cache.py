@@ -27,7 +27,7 @@ import numpy.typing as npt
 import orjson
 
 from router.cache.guards import false_hit_reason
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 
 SWEEP = tuple(round(0.70 + 0.02 * i, 2) for i in range(15))
 """Thresholds of the sweep: 0.70, 0.72, ..., 0.98."""

@@ -17,8 +17,8 @@ import orjson
 
 from router.classify.dataset import read_rows
 from router.classify.inputs import PromptText
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
 from router.protocol.chat_request import ChatRequest
 
 

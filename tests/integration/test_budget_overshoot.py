@@ -20,8 +20,8 @@ import redis.asyncio as aredis
 
 from router.budget import keys as bk
 from router.budget.reserve import Budgets, BudgetScope
-from router.budget.settings import BudgetSettings
 from router.ledger.writer import Ledger
+from router.policy.sections.budgets import BudgetSettings
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,

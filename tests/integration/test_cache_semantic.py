@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aredis
 
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion, Usage
 

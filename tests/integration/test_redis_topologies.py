@@ -29,11 +29,11 @@ from router.app import create_app
 from router.backends.scripted import completion_body
 from router.budget.reserve import Budgets, BudgetScope
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
 from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.observability.feedback import Feedback, FeedbackStore, IndexEntry
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion, Usage
 from router.redis_client import connect_redis

@@ -11,7 +11,6 @@ import pytest
 
 from router.backends.local import LocalBackend, LocalModelUnavailable, LocalQueueFull
 from router.backends.local_engine import Engine
-from router.backends.local_settings import LocalModelSettings
 from router.errors import (
     ServiceUnavailable,
     UpstreamBadRequest,
@@ -20,6 +19,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.policy.sections.local_model import LocalModelSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk
 from router.testing.scripted_engine import ScriptedEngine

@@ -19,7 +19,7 @@ from router.backends.local_model import (
     pick_dtype,
     resolve_source,
 )
-from router.backends.local_settings import LocalModelSettings
+from router.policy.sections.local_model import LocalModelSettings
 from tests.unit.backends.tiny_llama import build_tiny_llama
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

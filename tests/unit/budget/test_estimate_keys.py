@@ -14,8 +14,8 @@ from router.budget.estimate import (
     worst_case_usd,
 )
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
-from router.budget.settings import BudgetSettings
 from router.policy.schema import ModelSpec
+from router.policy.sections.budgets import BudgetSettings
 from router.protocol.chat_request import parse_chat_request
 
 

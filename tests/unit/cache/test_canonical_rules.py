@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from router.cache import keys
 from router.cache.canonical import canonicalize
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 
 

@@ -13,8 +13,8 @@ from router.classify.factory import FallbackClassifier, build_classifier
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead
 from router.classify.heuristic import HeuristicClassifier
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
 from router.protocol.chat_request import ChatRequest
 
 
