@@ -27,7 +27,7 @@ from router.observability.hub import Observability
 from router.policy.schema import Policy
 from router.policy.sections.classifier import ClassifierSettings
 from router.policy.store import PolicyStore
-from router.redis_client import RedisHandle, connect_redis
+from router.redis.client import RedisHandle, connect_redis
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings, default_data_dir

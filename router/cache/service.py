@@ -37,7 +37,7 @@ from router.cache.semantic import SemanticCache
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
-from router.redis_client import RedisClient
+from router.redis.client import RedisClient
 
 log = logging.getLogger(__name__)
 

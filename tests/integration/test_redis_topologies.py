@@ -36,8 +36,8 @@ from router.observability.feedback import Feedback, FeedbackStore, IndexEntry
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion, Usage
-from router.redis_client import connect_redis
-from router.redis_embedded import find_redis_server
+from router.redis.client import connect_redis
+from router.redis.embedded import find_redis_server
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
 from router.testing.mock_process import running_mock
