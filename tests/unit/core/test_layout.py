@@ -1,4 +1,5 @@
-"""The package layout's floors: what the policy and the wire protocol may import.
+"""The package layout's floors: what the policy and the wire protocol may import, and that the
+runtime imports no lab code.
 
 ``router.policy`` and ``router.protocol`` are the ground floor: every stage imports them, so
 they may import no stage package (a stage's policy section lives in ``router.policy.sections``).
@@ -19,6 +20,8 @@ GROUND_FLOOR = {
     "protocol": ("router.protocol", "router.errors", "router.keys.requests"),
 }
 """For each ground-floor package, the router modules (and their children) it may import."""
+OFF_RUNTIME = ("cli", "lab", "testing")
+"""Packages the gateway never imports: they alone may import ``router.lab``."""
 
 
 def router_imports(path: Path) -> set[str]:
@@ -40,5 +43,16 @@ def test_ground_floor_imports_no_stage_package(package: str) -> None:
         for path in sorted((ROUTER / package).rglob("*.py"))
         for module in router_imports(path)
         if not any(module == a or module.startswith(a + ".") for a in allowed)
+    }
+    assert bad == set()
+
+
+def test_runtime_imports_no_lab_code() -> None:
+    bad = {
+        f"{path.relative_to(ROUTER.parent)}: {module}"
+        for path in sorted(ROUTER.rglob("*.py"))
+        if path.relative_to(ROUTER).parts[0] not in OFF_RUNTIME
+        for module in router_imports(path)
+        if module == "router.lab" or module.startswith("router.lab.")
     }
     assert bad == set()

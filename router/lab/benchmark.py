@@ -1,6 +1,6 @@
 """Classifier speed: batch-1 latency and batched throughput.
 
-Run ``python -m router.classify.benchmark``.
+Run ``python -m router.lab.benchmark``.
 
 Latency: one 256-token prompt at a time through the whole serving path (``classify`` → batcher
 → encoder → features → head), p50/p99 over ``--requests`` calls. Throughput: ``--concurrency``
