@@ -56,7 +56,7 @@ def load(args: argparse.Namespace) -> tuple[Any, float]:
     import torch
 
     from router.backends.local_model import LocalModel, pick_device, pick_dtype
-    from router.backends.local_settings import LocalModelSettings
+    from router.policy.sections.local_model import LocalModelSettings
 
     settings = LocalModelSettings(
         source=args.source,
@@ -127,10 +127,10 @@ def reference_generate(engine: Any, prompt_ids: list[int], args: argparse.Namesp
 
 async def concurrent(engine: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Aggregate output tokens/s with ``n`` requests at once through the backend."""
-    from router.api.protocol import ChatRequest
     from router.backends.local import LocalBackend
-    from router.backends.local_settings import LocalModelSettings
     from router.policy.schema import Policy
+    from router.policy.sections.local_model import LocalModelSettings
+    from router.protocol.chat_request import ChatRequest
 
     policy = Policy.model_validate(
         {

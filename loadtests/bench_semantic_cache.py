@@ -29,14 +29,14 @@ import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aredis
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Completion, Usage
-from router.cache import keys
 from router.cache.entry import CacheEntry
 from router.cache.replay import replay_body
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
-from router.redis_embedded import EmbeddedRedis
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion, Usage
+from router.redis import keys
+from router.redis.embedded import EmbeddedRedis
 
 DIM = 384
 TENANT = "bench"

@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess, free_port
 from router.testing.mock_process import MockUpstreamProcess
 

@@ -37,7 +37,7 @@ from gateway_targets import (  # noqa: E402
 )
 from load_phases import Prompts, closed_loop  # noqa: E402
 
-from router.redis_embedded import EmbeddedRedis  # noqa: E402
+from router.redis.embedded import EmbeddedRedis  # noqa: E402
 from router.testing.gateway_process import free_port  # noqa: E402
 
 

@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from router.api import sse
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.backends.calls import (
     Attempts,
     BackendFor,
@@ -48,6 +45,9 @@ from router.ledger.drain import UpstreamReader, estimated_usage
 from router.observability.hub import on_record
 from router.observability.stages import StageTimes
 from router.policy.load import LoadedPolicy
+from router.protocol import sse
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 from router.route.capabilities import estimate_prompt_tokens
 from router.route.decision import Plan, RouteDecision, decide, plan_request
 from router.route.share import share_thresholds

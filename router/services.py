@@ -18,7 +18,6 @@ from router.budget.reserve import Budgets
 from router.cache.service import ResponseCache
 from router.classify.base import Classifier
 from router.classify.factory import build_classifier
-from router.classify.settings import ClassifierSettings
 from router.keys.store import RedisKeyStore
 from router.learning.runtime import LearningRuntime
 from router.ledger.replay import Upkeep
@@ -26,8 +25,9 @@ from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
 from router.observability.hub import Observability
 from router.policy.schema import Policy
+from router.policy.sections.classifier import ClassifierSettings
 from router.policy.store import PolicyStore
-from router.redis_client import RedisHandle, connect_redis
+from router.redis.client import RedisHandle, connect_redis
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings, default_data_dir

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aredis
 
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 
 __all__ = ["redis_client", "redis_server"]
 

@@ -24,8 +24,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from router.api.body import read_body
-from router.api.jsonsafe import check_numbers
-from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.auth import bearer_token
 from router.errors import (
@@ -38,6 +36,8 @@ from router.errors import (
 )
 from router.keys.requests import KeyCreate, KeyUpdate
 from router.keys.store import KeyNotFound, RedisKeyStore
+from router.protocol.chat_request import invalid_request_from
+from router.protocol.jsonsafe import check_numbers
 from router.services import Services
 from router.settings import admin_key
 

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from router.api.endpoint import SSE_HEADERS, Call, serve
-from router.api.protocol import ChatRequest, parse_chat_request
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import RouterError
 from router.pipeline import ChatOutcome
+from router.protocol.chat_request import ChatRequest, parse_chat_request
 
 
 class ChatAdapter:

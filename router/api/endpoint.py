@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.body import read_body
-from router.api.protocol import ChatRequest
 from router.auth import Principal
 from router.cache.stage import cache_headers
 from router.context import RequestContext
 from router.errors import ClientClosed, RouterError, UpstreamError
 from router.observability.logcontext import bind_request
 from router.pipeline import ChatOutcome, response_headers, run_chat
+from router.protocol.chat_request import ChatRequest
 from router.services import Services
 
 log = structlog.get_logger("router.request")

@@ -9,44 +9,23 @@ id the gateway does not know (or no longer keeps), 503 when Redis is unreachable
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Literal
-
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.body import read_body
-from router.api.jsonsafe import check_numbers
-from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
 from router.observability.feedback import Feedback, FeedbackUnavailable
 from router.observability.logcontext import bind_request
+from router.protocol.chat_request import invalid_request_from
+from router.protocol.feedback import FeedbackBody
+from router.protocol.jsonsafe import check_numbers
 from router.services import Services
 
 MAX_BODY_BYTES = 16 * 1024
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-
-
-class FeedbackBody(BaseModel):
-    """The request body (strict: ``"5"`` is not a number, ``"yes"`` is not a boolean)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    request_id: Annotated[str, Field(pattern=REQUEST_ID_PATTERN)]
-    score: float | None = None
-    thumbs: Literal["up", "down"] | None = None
-    needed_strong: bool | None = None
-    comment: Annotated[str, Field(max_length=4000)] | None = None
-
-    @field_validator("score")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
 
 def parse_feedback(body: bytes) -> Feedback:

@@ -11,10 +11,11 @@ from typing import TypeVar
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Backend, Chunk, Completion
+from router.backends.base import Backend
 from router.errors import RETRY_CLASSES, UpstreamAuthError, UpstreamError
 from router.policy.schema import ModelSpec, Policy, RetryPolicy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion
 from router.route.decision import RouteDecision
 
 log = structlog.get_logger(__name__)

@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.backends.translate import from_litellm
 from router.errors import UpstreamServerError
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 from router.settings import configure_libraries
 
 PASSTHROUGH = (

@@ -31,10 +31,7 @@ from typing import Any
 
 import structlog
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.backends.local_engine import Engine, Event, Finished, SamplingParams, TextDelta
-from router.backends.local_settings import LocalModelSettings
 from router.errors import (
     ServiceUnavailable,
     UpstreamBadRequest,
@@ -43,6 +40,9 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.policy.sections.local_model import LocalModelSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -29,7 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger(__name__)
 
 RECIPE = "st-v1"
 """Names the conversion (what :func:`write_checkpoint` writes); change it when that changes."""
@@ -131,7 +132,7 @@ def ensure_cached(folder: Path, convert: Converter) -> Path:
     if is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    log.info("building the local model cache %s (once per model file and dtype)", folder)
+    log.info("local_model_cache_build", folder=str(folder))  # once per model file and dtype
     model, tokenizer = convert()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

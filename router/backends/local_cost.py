@@ -20,8 +20,8 @@ Example: an H100 at 2.50 USD/h decoding 2,000 tokens/s in aggregate costs
 
 from __future__ import annotations
 
-from router.backends.local_settings import LocalModelSettings
 from router.policy.schema import ModelSpec, Price
+from router.policy.sections.local_model import LocalModelSettings
 
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MTOK = 1_000_000.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 import torch
 
 from router.backends.local_decode import TextAssembler
 from router.backends.local_engine import Event, Finished, FinishReason, SamplingParams, TextDelta
-from router.backends.local_settings import LocalModelSettings
+from router.policy.sections.local_model import LocalModelSettings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +231,7 @@ def _cached_checkpoint(where: ResolvedSource, dtype: torch.dtype) -> Path | None
         dtype_name = str(dtype).removeprefix("torch.")
         return ensure_cached(cache_folder(gguf, dtype_name, models_dir()), convert)
     except OSError as exc:  # a read-only or full models directory: load the slow way
-        log.warning("local model cache unavailable (%s); converting %s in memory", exc, gguf)
+        log.warning("local_model_cache_unavailable", gguf=str(gguf), error=repr(exc))
         return None
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.backends.translate import from_exception, from_status
 from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.errors import UpstreamError
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 
 
 def completion_body(model: str, text: str, usage: Usage) -> dict[str, object]:

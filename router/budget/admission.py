@@ -18,17 +18,17 @@ import httpx
 import orjson
 import structlog
 
-from router.api.protocol import ChatRequest
 from router.budget.estimate import input_tokens_upper_bound, worst_case_tokens, worst_case_usd
-from router.budget.keys import scope_name
 from router.budget.ratelimit import LimitScope
 from router.budget.reserve import Budgets, BudgetScope, Reservation
-from router.budget.settings import BudgetSettings
 from router.context import RequestContext
 from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound
 from router.policy.load import LoadedPolicy
+from router.policy.sections.budgets import BudgetSettings
+from router.protocol.chat_request import ChatRequest
+from router.redis.keys import scope_name
 from router.route.decision import Plan, RouteDecision, decide
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import orjson
 
-from router.api.protocol import ChatRequest
 from router.policy.schema import ModelSpec
+from router.protocol.chat_request import ChatRequest
 
 MESSAGE_OVERHEAD_TOKENS = 8
 REPLY_PRIMING_TOKENS = 3

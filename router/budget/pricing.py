@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from router.backends.base import Usage
 from router.backends.local_cost import local_price
 from router.policy.schema import ModelSpec, Price
-from router.settings import configure_libraries
+from router.protocol.chat_response import Usage
 
 
 def cost_usd(price: Price | None, usage: Usage | None) -> float:
@@ -32,23 +29,3 @@ def model_cost_usd(model: ModelSpec, usage: Usage | None) -> float:
     if price is None and model.backend == "local":
         price = local_price(model)
     return cost_usd(price, usage)
-
-
-def bundled_price(model_name: str) -> dict[str, float] | None:
-    """The price litellm ships for ``model_name`` (its local map, never fetched), if known.
-
-    Imported lazily: litellm is heavy and only needed when a policy names an unpriced model.
-    """
-    configure_libraries()
-    import litellm
-
-    entry: Any = litellm.model_cost.get(model_name)
-    if not isinstance(entry, dict):
-        return None
-    inp, out = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
-    if not isinstance(inp, int | float) or not isinstance(out, int | float):
-        return None
-    return {
-        "input_usd_per_mtok": round(inp * 1_000_000, 9),
-        "output_usd_per_mtok": round(out * 1_000_000, 9),
-    }

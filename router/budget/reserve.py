@@ -22,12 +22,12 @@ from typing import Any
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
-from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
 from router.budget.scripts import CHARGE, RESERVE, SETTLE
-from router.budget.settings import BudgetSettings
 from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
-from router.redis_client import RedisClient
+from router.policy.sections.budgets import BudgetSettings
+from router.redis import keys as bk
+from router.redis.client import RedisClient
 
 log = structlog.get_logger("router.budget")
 MAX_CONCURRENT_CALLS = 48
@@ -40,7 +40,7 @@ class BudgetScope:
     """One spend limit a request counts against."""
 
     scope: str
-    """``k:<id>``, ``t:<team>`` or ``g`` (see :func:`router.budget.keys.scope_name`)."""
+    """``k:<id>``, ``t:<team>`` or ``g`` (see :func:`router.redis.keys.scope_name`)."""
     label: str
     """For people: ``key key_ab12``, ``team search``, ``global``."""
     limit_usd: float

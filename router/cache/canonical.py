@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from router.api.protocol import ChatRequest
+from router.protocol.chat_request import ChatRequest
 
 TRANSPORT_FIELDS = frozenset(
     {"stream", "stream_options", "user", "metadata", "store", "service_tier", "messages"}

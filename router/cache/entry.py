@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import orjson
 
-from router.backends.base import Completion, Usage
+from router.protocol.chat_response import Completion, Usage
 
 FORMAT = 1
 

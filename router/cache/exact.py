@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from router.cache import keys
 from router.cache.entry import CacheEntry
-from router.redis_client import RedisClient
+from router.redis import keys
+from router.redis.client import RedisClient
 
 
 class ExactCache:

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from router.backends.base import Chunk, Completion, Usage
 from router.cache.entry import CacheHit
+from router.protocol.chat_response import Chunk, Completion, Usage
 
 PIECE_CHARS = 256
 """Largest content delta of a replayed stream (characters)."""

@@ -7,7 +7,7 @@ A request may be *read* from the cache and its response *written* to it only whe
   policy opts in;
 * the response is complete and successful: every choice ended with ``stop`` or ``length``
   (``tool_calls`` when allowed); errors, 429s and cut-off streams never reach the cache because
-  the pipeline only stores a :class:`~router.backends.base.Completion` it got whole.
+  the pipeline only stores a :class:`~router.protocol.chat_response.Completion` it got whole.
 
 Per request, a client can narrow (never widen) what the policy allows:
 
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.api.protocol import ChatRequest
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
 
 HINT_HEADER = "x-router-cache-mode"
 """Request header with a per-request cache mode (``off``, ``refresh``, ``exact``, ``default``)."""

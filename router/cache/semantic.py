@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from router.cache import keys
 from router.cache.entry import CacheEntry
-from router.redis_client import RedisClient
+from router.redis import keys
+from router.redis.client import RedisClient
 
 _STORE = """
 local vs, vz = KEYS[1], KEYS[2]

@@ -19,7 +19,6 @@ Pipeline usage (stage numbers from ``docs/DESIGN``)::
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,19 +26,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Completion
 from router.cache.canonical import CanonicalRequest, canonicalize
 from router.cache.entry import CacheEntry, CacheHit
 from router.cache.exact import ExactCache
 from router.cache.guards import false_hit_reason
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
 from router.cache.semantic import SemanticCache
-from router.cache.settings import CacheSettings
-from router.redis_client import RedisClient
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion
+from router.redis.client import RedisClient
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -287,9 +287,5 @@ class ResponseCache:
         if now - self._last_log >= self._log_interval_s:
             self._last_log = now
             log.warning(
-                "cache %s failed (%s: %s); treated as a miss. %d cache errors so far",
-                op,
-                type(exc).__name__,
-                exc,
-                self.stats.errors,
+                "cache_failed_as_miss", op=op, error=repr(exc), cache_errors=self.stats.errors
             )

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 
 import numpy.typing as npt
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion
 from router.cache.entry import CacheHit
 from router.cache.replay import StreamAssembler, replay_body, replay_sse
 from router.cache.rules import HINT_HEADER, RESULT_HEADER
 from router.cache.service import CacheRequest, ResponseCache
-from router.cache.settings import CacheSettings
 from router.policy.schema import Policy
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion
 from router.route.decision import Plan, RouteDecision
 
 REQUEST_HEADERS = ("cache-control", HINT_HEADER)

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from router.api.protocol import ChatRequest
+from router.protocol.chat_request import ChatRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ only enqueues and resolves futures: model work never runs on it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import queue
 import threading
@@ -20,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -170,7 +171,7 @@ class MicroBatcher(Generic[T, R]):
             if len(results) != len(batch):
                 raise RuntimeError(f"batch function returned {len(results)} for {len(batch)}")
         except Exception as exc:
-            log.exception("batch of %d failed", len(batch))
+            log.exception("batch_failed", batch_size=len(batch))
             for p in batch:
                 p.loop.call_soon_threadsafe(_fail, p.future, exc)
             return

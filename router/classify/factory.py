@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from router.api.protocol import ChatRequest
 from router.classify.base import Classification, Classifier
 from router.classify.heuristic import HeuristicClassifier
-from router.classify.settings import ClassifierSettings
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.api.protocol import ChatRequest
 from router.classify.base import Classification
+from router.protocol.chat_request import ChatRequest
 
 
 @dataclass

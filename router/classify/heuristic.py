@@ -13,9 +13,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from router.api.protocol import ChatRequest
 from router.classify.base import Classification
 from router.classify.features import CODE_FENCE, CODE_LINE, CONSTRAINTS, STEPS, scan_window
+from router.protocol.chat_request import ChatRequest
 
 CODE_WORDS = re.compile(
     r"\b(function|algorithm|implement|refactor|debug|compile|regex|sql|python|javascript|"

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from router.api.protocol import ChatRequest
 from router.classify.base import Classification
 from router.classify.batcher import MicroBatcher
 from router.classify.encoder import Encoder
 from router.classify.features import feature_matrix
 from router.classify.head import LinearHead, read_metadata
 from router.classify.inputs import PromptText, prompt_from_messages
-from router.classify.settings import ClassifierSettings
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 DEFAULT_MAX_TOKENS = 48
 

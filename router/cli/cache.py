@@ -9,7 +9,7 @@ offline), and reports, at the policy's ``cache.similarity_threshold`` and across
 * the same two rates from the similarity alone (no guards), to show what the guards add.
 
 ``router cache pairs --out FILE.jsonl`` regenerates the rule-based pair set
-(:mod:`router.cache.pairs`).
+(:mod:`router.lab.pairs`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy.typing as npt
 import orjson
 
 from router.cache.guards import false_hit_reason
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
 
 SWEEP = tuple(round(0.70 + 0.02 * i, 2) for i in range(15))
 """Thresholds of the sweep: 0.70, 0.72, ..., 0.98."""
@@ -205,7 +205,7 @@ def eval_cmd(args: argparse.Namespace) -> int:
 
 def pairs_cmd(args: argparse.Namespace) -> int:
     """Write the generated pairs."""
-    from router.cache.pairs import write_pairs
+    from router.lab.pairs import write_pairs
 
     n = write_pairs(args.out, args.n_true, args.n_false, args.seed)
     print(f"wrote {n} pairs to {args.out}")

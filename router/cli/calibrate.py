@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 
-from router.classify.calibrate import calibrate
 from router.classify.dataset import read_rows
 from router.cli.score import add_model_args, load_scorer, prompt_of_row, score_prompts
+from router.route.calibrate import calibrate
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

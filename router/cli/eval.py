@@ -26,11 +26,11 @@ from router.classify.corpus import load_corpus, parse_pair_overrides
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK, file_sha256, load_outcomes
 from router.classify.design import TrainConfig, corpus_design, encode_outcomes
 from router.classify.encoder import Encoder, EncoderUnavailable
-from router.classify.evaluate import evaluate_scores, format_lofo, format_report, write_plot
 from router.classify.head import read_metadata
 from router.classify.trained import shipped_model_dir
 from router.classify.validate import validate
 from router.cli.score import add_model_args, load_scorer
+from router.lab.evaluate import evaluate_scores, format_lofo, format_report, write_plot
 
 DEFAULT_DATA = Path("../shared/data/router")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from router.learning import keys as lk
 from router.learning.promote import LearnResult, learn_once
+from router.redis import keys as lk
 
 LOCK_S = 3600
 """How long the lock is held at most (a crashed round frees it after this)."""
@@ -54,7 +54,7 @@ def load_policy_or_exit(path: Path | None) -> Any:
 
 
 async def _run(args: argparse.Namespace, policy: Any) -> LearnResult:
-    from router.redis_client import connect_redis
+    from router.redis.client import connect_redis
     from router.settings import Settings
 
     settings = Settings.from_env()

@@ -93,7 +93,7 @@ async def _reconcile(args: argparse.Namespace) -> int:
     from router.budget.reserve import Budgets
     from router.ledger.reconcile import parse_usage_line, pending, reconcile
     from router.ledger.writer import Ledger
-    from router.redis_client import connect_redis
+    from router.redis.client import connect_redis
     from router.settings import Settings
 
     settings = Settings.from_env()

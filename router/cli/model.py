@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _with_store(action: Any) -> Any:
     from router.learning.heads_store import HeadStore
-    from router.redis_client import connect_redis
+    from router.redis.client import connect_redis
     from router.settings import Settings
 
     settings = Settings.from_env()

@@ -8,8 +8,8 @@ the command's own, stopped when the command ends. A Redis that cannot be reached
 
 from __future__ import annotations
 
-from router.redis_client import RedisHandle, connect_redis
-from router.redis_embedded import EmbeddedRedisError
+from router.redis.client import RedisHandle, connect_redis
+from router.redis.embedded import EmbeddedRedisError
 from router.settings import Settings
 
 HINT = (

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from router.api.protocol import ChatRequest
 from router.classify.dataset import read_rows
 from router.classify.inputs import PromptText
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     # Without REDIS_URL, this process owns one embedded Redis 8 that every worker shares.
     embedded = None
     if settings.redis_url is None:
-        from router.redis_embedded import EmbeddedRedis, EmbeddedRedisError
+        from router.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 
         embedded = EmbeddedRedis(settings.data_dir)
         try:

@@ -21,10 +21,10 @@ from router.classify.corpus import labelled_prompts, load_corpus, parse_pair_ove
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK
 from router.classify.design import LabelledPrompt, TrainConfig
 from router.classify.encoder import Encoder, EncoderUnavailable
-from router.classify.evaluate import format_lofo
 from router.classify.lofo import Candidate
 from router.classify.train import train_head, write_model
 from router.classify.trained import DEFAULT_MAX_TOKENS
+from router.lab.evaluate import format_lofo
 from router.observability.feedback_rows import ledger_training_data
 
 

@@ -12,10 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Backend, Chunk, Completion
+from router.backends.base import Backend
 from router.guard.rewrite import AnswerRules, StreamRewriter
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion
 
 if TYPE_CHECKING:
     from router.guard.stage import RequestGuard

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from router.guard.pii import ALL_KINDS, SECRET_KINDS, Finding, PiiKind, find_pii
+from router.guard.pii import SECRET_KINDS, Finding, find_pii
 from router.guard.redact import TAGS
-from router.guard.settings import OutputMask
+from router.policy.sections.guard import ALL_KINDS, OutputMask, PiiKind
 
 HOLD_CHARS = 64
 """Characters always held back at the end of a streamed text."""

@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, get_args
 
 from router.guard.checksums import (
     card_ok,
@@ -26,10 +25,8 @@ from router.guard.checksums import (
     us_ssn_ok,
     verhoeff_ok,
 )
+from router.policy.sections.guard import ALL_KINDS, PiiKind
 
-PiiKind = Literal["secret", "credit_card", "iban", "national_id", "email", "phone", "ip_address"]
-ALL_KINDS: tuple[PiiKind, ...] = get_args(PiiKind)
-"""Every kind, in priority order: an earlier kind wins an overlap."""
 SECRET_KINDS: frozenset[PiiKind] = frozenset({"secret"})
 
 KIND_NAMES: Mapping[PiiKind, str] = MappingProxyType(

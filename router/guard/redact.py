@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from router.api.protocol import ChatRequest
-from router.guard.pii import Finding, PiiKind, find_pii
+from router.guard.pii import Finding, find_pii
+from router.policy.sections.guard import PiiKind
+from router.protocol.chat_request import ChatRequest
 
 TAGS: Mapping[PiiKind, str] = MappingProxyType(
     {

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from router.backends.base import Chunk
 from router.guard.output import MaskFilter, mask_text
-from router.guard.pii import PiiKind
 from router.guard.redact import Placeholders, RestoreFilter
+from router.policy.sections.guard import PiiKind
+from router.protocol.chat_response import Chunk
 
 
 class TextFilter(Protocol):

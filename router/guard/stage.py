@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from router.api.protocol import ChatRequest
-from router.cache.settings import CacheSettings
 from router.context import RequestContext
 from router.errors import InvalidRequest
 from router.guard.backend import BackendFor, guarded
 from router.guard.injection import InjectionClassifier, InjectionReport, assess
 from router.guard.output import masked_kinds
-from router.guard.pii import KIND_NAMES, Finding, PiiKind, find_pii
+from router.guard.pii import KIND_NAMES, Finding, find_pii
 from router.guard.redact import Redacted, message_texts, redact_request
 from router.guard.rewrite import AnswerRules
-from router.guard.settings import (
+from router.policy.schema import ModelSpec, Policy
+from router.policy.sections.cache import CacheSettings
+from router.policy.sections.guard import (
     INJECTION_ORDER,
     OUTPUT_ORDER,
     PII_ORDER,
@@ -42,9 +42,10 @@ from router.guard.settings import (
     InjectionAction,
     OutputMask,
     PiiAction,
+    PiiKind,
     stricter,
 )
-from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import Plan, RouteDecision
 
 log = structlog.get_logger("router.guard")

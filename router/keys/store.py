@@ -28,29 +28,14 @@ from redis.exceptions import RedisError
 from router.auth import Principal
 from router.errors import ServiceUnavailable
 from router.keys.model import VirtualKey, new_key_id, new_secret, secret_digest
-from router.redis_client import RedisClient
+from router.redis import keys as rk
+from router.redis.client import RedisClient
 
-PREFIX = "vk:{keys}"
 CACHE_MAX_ENTRIES = 10_000
 MAX_CONCURRENT_LOOKUPS = 16
 STALE_IF_ERROR_S = 300.0
 """While Redis is unreachable, a key looked up within this many seconds keeps its last state."""
 """Lookups in flight per process; redis-py's pool refuses (not queues) past 100 connections."""
-
-
-def digest_key(digest: str) -> str:
-    """The hash holding the key whose secret has SHA-256 ``digest``."""
-    return f"{PREFIX}:d:{digest}"
-
-
-def id_key(key_id: str) -> str:
-    """The string mapping ``key_id`` to its digest."""
-    return f"{PREFIX}:id:{key_id}"
-
-
-def ids_key() -> str:
-    """The set of all key ids."""
-    return f"{PREFIX}:ids"
 
 
 @dataclass(slots=True)
@@ -106,7 +91,7 @@ class RedisKeyStore:
         self._inflight[digest] = fut
         try:
             async with self._gate:
-                raw: dict[str, str] = await self.redis.hgetall(digest_key(digest))
+                raw: dict[str, str] = await self.redis.hgetall(rk.virtual_key_key(digest))
         except (RedisError, OSError, TimeoutError) as exc:
             if hit is not None and hit.until + STALE_IF_ERROR_S > now:
                 fut.set_result(hit.key)  # Redis is down: the last answer, for a while
@@ -165,23 +150,23 @@ class RedisKeyStore:
             expires_at=expires_at,
         )
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(digest_key(key.digest), mapping=key.to_redis())
-            pipe.set(id_key(key.id), key.digest)
-            pipe.sadd(ids_key(), key.id)
+            pipe.hset(rk.virtual_key_key(key.digest), mapping=key.to_redis())
+            pipe.set(rk.virtual_key_id_key(key.id), key.digest)
+            pipe.sadd(rk.virtual_key_ids_key(), key.id)
             await pipe.execute()
         return secret, key
 
     async def get(self, key_id: str) -> VirtualKey:
         """The key ``key_id``; raises :class:`KeyNotFound`."""
-        digest = await self.redis.get(id_key(key_id))
-        raw: dict[str, str] = await self.redis.hgetall(digest_key(digest)) if digest else {}
+        digest = await self.redis.get(rk.virtual_key_id_key(key_id))
+        raw: dict[str, str] = await self.redis.hgetall(rk.virtual_key_key(digest)) if digest else {}
         if not raw:
             raise KeyNotFound(key_id)
         return VirtualKey.from_redis(raw)
 
     async def list(self, team: str | None = None) -> list[VirtualKey]:
         """Every key (of ``team`` when given), oldest first."""
-        ids = sorted(await self.redis.smembers(ids_key()))
+        ids = sorted(await self.redis.smembers(rk.virtual_key_ids_key()))
         keys: list[VirtualKey] = []
         for key_id in ids:
             try:
@@ -199,8 +184,8 @@ class RedisKeyStore:
         key = await self.get(key_id)
         new = key.updated(**changes)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(digest_key(key.digest))
-            pipe.hset(digest_key(key.digest), mapping=new.to_redis())
+            pipe.delete(rk.virtual_key_key(key.digest))
+            pipe.hset(rk.virtual_key_key(key.digest), mapping=new.to_redis())
             await pipe.execute()
         self._forget(key)
         return new
@@ -208,7 +193,7 @@ class RedisKeyStore:
     async def revoke(self, key_id: str) -> VirtualKey:
         """Revoke ``key_id``: it stops authenticating (everywhere within ``cache_ttl_s``)."""
         key = await self.get(key_id)
-        await self.redis.hset(digest_key(key.digest), "revoked", "1")
+        await self.redis.hset(rk.virtual_key_key(key.digest), "revoked", "1")
         self._forget(key)
         return key.updated(revoked=True)
 

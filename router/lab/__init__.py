@@ -1,1 +1,3 @@
-"""Lab tooling: experiments on the routing data (not imported by the gateway)."""
+"""Lab tooling, never imported by the gateway (only by the CLI and by hand): evaluation of
+routers on labelled data, ceilings, candidate signals, the classifier benchmark and the
+generation of the semantic cache's evaluation pairs."""

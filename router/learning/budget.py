@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.budget.keys import to_nano
-from router.learning import keys as lk
+from router.redis import keys as lk
+from router.redis.keys import to_nano
 
 DAY_TTL_S = 3 * 86400
 """A day's counter outlives its day a little (reports read yesterday's)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from router.classify.head import METADATA_FILE, WEIGHTS_FILE
-from router.learning import keys as lk
+from router.redis import keys as lk
 
 LOG_MAXLEN = 10_000
 

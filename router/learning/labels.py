@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from router.learning import keys as lk
 from router.observability.feedback import FeedbackStore
+from router.redis import keys as lk
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,7 @@ def training_row(label: Label, weak: str, strong: str) -> dict[str, Any] | None:
 
 async def read_shadow_labels(redis_url: str | None, data_dir: Any) -> list[Label]:
     """Every stored shadow label (``REDIS_URL``, or the embedded server's data directory)."""
-    from router.redis_client import connect_redis
+    from router.redis.client import connect_redis
 
     handle = await connect_redis(redis_url, data_dir)
     try:

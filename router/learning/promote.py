@@ -24,12 +24,12 @@ from typing import Any
 from router.classify.dataset import load_outcomes, prompt_of
 from router.classify.head import METADATA_FILE, WEIGHTS_FILE, read_metadata
 from router.classify.trained import Scorer, shipped_model_dir
-from router.learning import keys as lk
 from router.learning.adapt import encode_rows
 from router.learning.candidate import CandidateConfig, GuardResult, Rows, train_and_decide
 from router.learning.heads_store import HeadStore
 from router.learning.labels import Label, LabelStore
 from router.policy.schema import Policy
+from router.redis import keys as lk
 
 
 @dataclass(slots=True)

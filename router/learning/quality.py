@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from router.classify.metrics import pgr_curve
-from router.learning import keys as lk
 from router.learning.budget import ShadowBudget
 from router.learning.candidate import label_apgr
 from router.learning.heads_store import HeadStore
 from router.learning.labels import Label, LabelStore
+from router.redis import keys as lk
 
 SHARES = tuple(i / 10 for i in range(11))
 """Strong shares of the curve."""

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from router.learning import keys as lk
 from router.learning.heads_store import HeadStore
 from router.learning.shadow import ShadowRunner
+from router.redis import keys as lk
 
 if TYPE_CHECKING:
     from router.services import Services

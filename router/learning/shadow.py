@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from router.api.protocol import ChatRequest, parse_chat_request
-from router.backends.base import Chunk, Completion, Usage
 from router.budget.pricing import model_cost_usd
 from router.learning import judge as jd
-from router.learning import keys as lk
 from router.learning.budget import ShadowBudget
-from router.learning.keys import utc_day
 from router.learning.labels import Label, LabelStore, messages_tokens
 from router.ledger.record import LedgerRecord
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest, parse_chat_request
+from router.protocol.chat_response import Chunk, Completion, Usage
+from router.redis import keys as lk
+from router.redis.keys import utc_day
 from router.route.capabilities import estimate_prompt_tokens
 from router.route.decision import Plan, RouteDecision
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk
 from router.budget.pricing import model_cost_usd
 from router.ledger.drain import UpstreamReader, estimated_usage
 from router.ledger.outcome import Finished, record_of
 from router.policy.schema import ModelSpec
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk
 from router.route.capabilities import estimate_prompt_tokens
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from router.backends.base import Chunk, Usage
+from router.protocol.chat_response import Chunk, Usage
 
 QUEUE_CHUNKS = 64
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from router.backends.base import Usage
 from router.backends.calls import Attempts
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
 from router.context import RequestContext
 from router.ledger.record import LedgerRecord
+from router.protocol.chat_response import Usage
 from router.route.decision import RouteDecision
 
 

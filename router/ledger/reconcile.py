@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
-from router.budget import keys as bk
 from router.budget.reserve import Budgets
 from router.budget.scripts import RECONCILE
 from router.ledger.replay import reclaimed_record
 from router.ledger.spool import SpoolEntry
 from router.ledger.writer import Ledger, append_command
+from router.redis import keys as bk
 from router.reports.aggregate import RECONCILED
 
 

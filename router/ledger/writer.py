@@ -27,13 +27,13 @@ import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from router.budget.keys import to_nano
 from router.budget.reserve import Budgets, Reservation
 from router.budget.scripts import CHARGE, SETTLE
-from router.ledger import keys as lk
 from router.ledger.record import LedgerRecord
 from router.ledger.spool import Command, Spool, SpoolEntry
-from router.redis_client import RedisClient
+from router.redis import keys as lk
+from router.redis.client import RedisClient
+from router.redis.keys import to_nano
 
 log = structlog.get_logger("router.ledger")
 STREAM_MAXLEN = 20_000_000
@@ -309,7 +309,7 @@ class Ledger:
         assert self.redis is not None
         out: dict[str, dict[str, dict[str, int]]] = {}
         for team in sorted(await self.redis.smembers(lk.teams_key(day))):
-            raw = await self.redis.hgetall(f"{lk.PREFIX}:r:{day}:{team}")
+            raw = await self.redis.hgetall(lk.rollup_key(day, team))
             models: dict[str, dict[str, int]] = {}
             for k, v in raw.items():
                 model, _, metric = k.rpartition("|")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from router.observability.settings import DriftSettings
+from router.policy.sections.observability import DriftSettings
 
 log = structlog.get_logger("router.drift")
 EPSILON = 1e-4

@@ -32,26 +32,12 @@ from typing import Any
 import orjson
 import structlog
 
-from router.ledger import keys as lk
+from router.redis import keys as lk
+from router.redis.keys import feedback_ids_key, feedback_key, request_key
 
 log = structlog.get_logger("router.feedback")
 FLUSH_DELAY_S = 0.02
 """How long index entries gather before one pipelined write."""
-
-
-def request_key(tenant: str, request_id: str) -> str:
-    """The request index hash of ``request_id`` of ``tenant``."""
-    return f"{lk.PREFIX}:req:{lk.team_part(tenant)}:{request_id}"
-
-
-def feedback_key(tenant: str, request_id: str) -> str:
-    """The feedback hash of ``request_id`` of ``tenant``."""
-    return f"{lk.PREFIX}:fb:{lk.team_part(tenant)}:{request_id}"
-
-
-def feedback_ids_key() -> str:
-    """The sorted set of rated requests (``<tenant>:<request_id>`` by feedback time)."""
-    return f"{lk.PREFIX}:fb:ids"
 
 
 def prompt_digest(messages: Sequence[tuple[str, str]]) -> str:

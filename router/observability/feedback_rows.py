@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from router.observability.feedback import FeedbackStore
-from router.redis_client import connect_redis
+from router.redis.client import connect_redis
 from router.settings import Settings
 
 

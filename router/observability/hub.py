@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import structlog
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Usage
 from router.backends.calls import Attempts
 from router.budget.admission import scopes_for
 from router.budget.pricing import model_cost_usd
@@ -32,6 +30,8 @@ from router.observability.feedback import FeedbackStore, IndexEntry, prompt_dige
 from router.observability.metrics import Metrics, RuntimeCollector
 from router.observability.stages import StageTimes
 from router.observability.tracing import TraceFacts, Tracing
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Usage
 from router.route.decision import RouteDecision
 from router.settings import Settings
 

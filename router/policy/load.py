@@ -18,9 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from router.budget.pricing import bundled_price
 from router.policy.schema import Policy
-from router.settings import Settings
+from router.settings import Settings, configure_libraries
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 CREDENTIAL_KEYS = frozenset({"api_key"})
@@ -150,6 +149,26 @@ def _apply_prices(raw: dict[str, Any], prices: dict[str, dict[str, Any]]) -> Non
                 if bundled is not None:
                     m["price"] = bundled
                     break
+
+
+def bundled_price(model_name: str) -> dict[str, float] | None:
+    """The price litellm ships for ``model_name`` (its local map, never fetched), if known.
+
+    Imported lazily: litellm is heavy and only needed when a policy names an unpriced model.
+    """
+    configure_libraries()
+    import litellm
+
+    entry: Any = litellm.model_cost.get(model_name)
+    if not isinstance(entry, dict):
+        return None
+    inp, out = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    if not isinstance(inp, int | float) or not isinstance(out, int | float):
+        return None
+    return {
+        "input_usd_per_mtok": round(inp * 1_000_000, 9),
+        "output_usd_per_mtok": round(out * 1_000_000, 9),
+    }
 
 
 def _validation_messages(exc: ValidationError, file: Path) -> list[str]:

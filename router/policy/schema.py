@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from router.backends.local_settings import LocalModelSettings
-from router.budget.settings import BudgetSettings
-from router.cache.settings import CacheSettings
-from router.classify.settings import ClassifierSettings
-from router.guard.settings import GuardSettings
-from router.learning.settings import LearningSettings
-from router.observability.settings import ObservabilitySettings
+from router.policy.sections.budgets import BudgetSettings
+from router.policy.sections.cache import CacheSettings
+from router.policy.sections.classifier import ClassifierSettings
+from router.policy.sections.guard import GuardSettings
+from router.policy.sections.learning import LearningSettings
+from router.policy.sections.local_model import LocalModelSettings
+from router.policy.sections.observability import ObservabilitySettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
 BackendKind = Literal["openai_compat", "litellm", "local"]

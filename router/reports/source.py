@@ -12,14 +12,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from router.budget.keys import scope_name, window_reset_s
 from router.budget.reserve import Budgets, BudgetScope
-from router.budget.settings import BudgetSettings
 from router.learning.quality import routing_quality
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.policy.schema import Policy
-from router.redis_client import RedisClient
+from router.policy.sections.budgets import BudgetSettings
+from router.redis.client import RedisClient
+from router.redis.keys import scope_name, window_reset_s
 from router.reports.aggregate import Report, aggregate
 
 MAX_RECORDS = 2_000_000

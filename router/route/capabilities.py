@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.api.protocol import ChatRequest
 from router.policy.schema import ModelSpec
+from router.protocol.chat_request import ChatRequest
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4

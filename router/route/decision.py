@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.api.protocol import ChatRequest
 from router.context import RequestContext
 from router.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
 from router.policy.schema import ModelSpec, Policy, Route, Rule, Tier
+from router.protocol.chat_request import ChatRequest
 from router.route.capabilities import Requirements, requirements_of
 
 

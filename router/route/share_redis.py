@@ -13,14 +13,10 @@ from typing import Any
 
 import structlog
 
+from router.redis.keys import score_window_key
 from router.route.share import LocalScoreWindow, quantile_threshold
 
 log = structlog.get_logger(__name__)
-
-
-def score_window_key(route_alias: str) -> str:
-    """The Redis list holding ``route_alias``'s recent scores (newest first)."""
-    return f"hr:scores:{{{route_alias}}}"
 
 
 class RedisScoreWindow:

@@ -15,7 +15,7 @@ import redis.asyncio as aredis
 import time_machine
 
 from router.keys.store import RedisKeyStore
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import redis
 
-from router.learning import keys as lk
-from router.ledger import keys as ledger_keys
+from router.redis import keys as ledger_keys
+from router.redis import keys as lk
 
 T = TypeVar("T")
 ENDINGS = ("labels", "failed", "unparsed", "skipped_budget", "skipped_busy", "skipped_failed",

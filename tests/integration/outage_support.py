@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import redis.asyncio as aredis
 
-from router.budget import keys as bk
 from router.budget.reserve import Budgets
-from router.ledger import keys as lk
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
-from router.redis_embedded import EmbeddedRedis
+from router.redis import keys as bk
+from router.redis import keys as lk
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 32}
@@ -137,12 +137,12 @@ async def read_books(redis_url: str) -> Books:
         records = [r async for r in Ledger(client, Budgets(client)).read()]
         spent: dict[str, int] = {}
         reserved: dict[str, int] = {}
-        async for key in client.scan_iter(f"{bk.PREFIX}:s:*"):
+        async for key in client.scan_iter(f"{bk.BUDGET_PREFIX}:s:*"):
             v = await client.hmget(key, ["spent", "reserved"])
             spent[key] = int(v[0] or 0)
             reserved[key] = int(v[1] or 0)
         totals: Counter[str] = Counter()
-        async for key in client.scan_iter(f"{lk.PREFIX}:r:*"):
+        async for key in client.scan_iter(f"{lk.LEDGER_PREFIX}:r:*"):
             fields: dict[str, str] = await client.hgetall(key)  # type: ignore[assignment]
             for field_, value in fields.items():
                 totals[field_.rpartition("|")[2]] += int(value)

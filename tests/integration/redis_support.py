@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.redis_client import RedisHandle
+from router.redis.client import RedisHandle
 
 BUSY = "local x = 0 for i = 1, tonumber(ARGV[1]) do x = x + i end return 1"
 """A script that keeps the server busy: 70M iterations take about 0.6 s here."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from router.ledger import keys as lk
 from router.ledger.record import LedgerRecord
+from router.redis import keys as lk
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 

@@ -24,8 +24,8 @@ import httpx
 import orjson
 import pytest
 
-from router.budget import keys as bk
 from router.ledger.record import LedgerRecord
+from router.redis import keys as bk
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,

@@ -18,11 +18,11 @@ import orjson
 import pytest
 import redis.asyncio as aredis
 
-from router.api.protocol import parse_chat_request
 from router.budget.estimate import input_tokens_upper_bound, worst_case_usd
 from router.budget.reserve import Budgets
 from router.ledger.writer import Ledger
 from router.policy.load import load_policy
+from router.protocol.chat_request import parse_chat_request
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,

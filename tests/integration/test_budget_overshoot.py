@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis.asyncio as aredis
 
-from router.budget import keys as bk
 from router.budget.reserve import Budgets, BudgetScope
-from router.budget.settings import BudgetSettings
 from router.ledger.writer import Ledger
+from router.policy.sections.budgets import BudgetSettings
+from router.redis import keys as bk
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,
@@ -120,7 +120,7 @@ async def _key_scope_used_usd(redis_url: str) -> float:
     """Spent plus reserved on the key's budget scope, in USD."""
     client = aredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        scope_keys = [k async for k in client.scan_iter(f"{bk.PREFIX}:s:k:*")]
+        scope_keys = [k async for k in client.scan_iter(f"{bk.BUDGET_PREFIX}:s:k:*")]
         assert len(scope_keys) == 1
         fields = await client.hmget(scope_keys[0], ["spent", "reserved"])
         return sum(bk.from_nano(int(v or 0)) for v in fields)
@@ -142,7 +142,7 @@ async def _check_recorded(
         assert len(ids) == len(set(ids))
         if not killed:
             assert sum(1 for r in records if r.status == 200) == answered
-        scope_keys = [k async for k in client.scan_iter(f"{bk.PREFIX}:s:k:*")]
+        scope_keys = [k async for k in client.scan_iter(f"{bk.BUDGET_PREFIX}:s:k:*")]
         assert len(scope_keys) == 1
         counted = bk.from_nano(int(await client.hget(scope_keys[0], "spent") or 0))
         assert counted <= budget + 1e-12

@@ -8,13 +8,13 @@ import random
 import pytest
 import redis.asyncio as aredis
 
-from router.budget import keys as bk
 from router.budget.ratelimit import LimitScope
 from router.budget.reserve import Budgets, BudgetScope
-from router.budget.settings import BudgetSettings
 from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavailable
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
+from router.policy.sections.budgets import BudgetSettings
+from router.redis import keys as bk
 from tests.integration.budget_support import early_in_a_minute
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]

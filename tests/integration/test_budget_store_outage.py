@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from router.app import create_app
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.settings import Settings
 from router.testing.mock_process import running_mock
 from tests.integration.budget_support import write_policy

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Completion, Usage
 from router.cache.replay import replay_body
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion, Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 SETTINGS = CacheSettings(semantic=False)

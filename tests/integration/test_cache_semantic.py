@@ -9,10 +9,10 @@ import numpy.typing as npt
 import pytest
 import redis.asyncio as aredis
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Completion, Usage
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion, Usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 SETTINGS = CacheSettings(similarity_threshold=0.9)

@@ -10,13 +10,13 @@ import orjson
 import pytest
 import redis.asyncio as aredis
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
 from router.cache.stage import CacheStage, cache_headers, hit_completion, hit_decision, hit_stream
 from router.context import RequestContext
 from router.policy.load import load_policy
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 from router.route.decision import plan_request
 from tests.unit.core.policy_text import write_policy
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 

@@ -16,9 +16,9 @@ from router.auth import Authenticator, Principal
 from router.budget.reserve import Budgets
 from router.errors import UpstreamError, UpstreamTimeout
 from router.ledger.writer import Ledger
-from router.observability import feedback as fk
 from router.observability.feedback_rows import build_rows, ledger_training_data
 from router.observability.hub import Observability
+from router.redis import keys as fk
 from tests.unit.core.policy_text import POLICY, write_policy
 from tests.unit.observability.harness import Harness, harness, value
 

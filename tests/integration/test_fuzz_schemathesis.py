@@ -31,10 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from router.budget import keys as bk
 from router.budget.reserve import Budgets
 from router.ledger.writer import Ledger
-from router.redis_embedded import EmbeddedRedis
+from router.redis import keys as bk
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 

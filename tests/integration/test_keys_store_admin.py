@@ -136,7 +136,7 @@ async def test_cli_create_list_update_revoke(redis_server: str, redis_client: ar
 
 async def test_known_keys_survive_a_redis_outage(tmp_path: Path) -> None:
     from router.errors import ServiceUnavailable
-    from router.redis_embedded import EmbeddedRedis
+    from router.redis.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "r", transport="tcp", appendfsync="no")
     await server.astart()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.learning_support import chat, labels, resolved, wait_for, write_policy

@@ -12,7 +12,6 @@ import pytest
 import redis.asyncio as aredis
 
 from router.classify.inputs import PromptText
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, shipped_model_dir
 from router.learning.budget import ShadowBudget
 from router.learning.heads_store import HeadStore
@@ -20,6 +19,7 @@ from router.learning.labels import Label, LabelStore
 from router.learning.promote import learn_once
 from router.observability.feedback import Feedback, FeedbackStore
 from router.policy.schema import Policy
+from router.policy.sections.classifier import ClassifierSettings
 
 pytestmark = pytest.mark.integration
 

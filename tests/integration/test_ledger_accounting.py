@@ -19,10 +19,10 @@ import orjson
 import pytest
 import redis.asyncio as aredis
 
-from router.budget import keys as bk
 from router.budget.reserve import Budgets
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
+from router.redis import keys as bk
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import (
     cost_usd,
@@ -160,7 +160,7 @@ async def _records(redis_url: str, n: int) -> list[LedgerRecord]:
 async def _key_spent(redis_url: str) -> float:
     client = aredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        keys = [k async for k in client.scan_iter(f"{bk.PREFIX}:s:k:*")]
+        keys = [k async for k in client.scan_iter(f"{bk.BUDGET_PREFIX}:s:k:*")]
         assert len(keys) == 1
         return bk.from_nano(int(await client.hget(keys[0], "spent") or 0))
     finally:

@@ -27,7 +27,7 @@ import pytest
 import redis.asyncio as aredis
 
 from router.keys.store import RedisKeyStore
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import gateway, write_policy
 from tests.integration.outage_support import (

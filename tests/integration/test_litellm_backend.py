@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.backends.litellm_backend import LiteLLMBackend
 from router.errors import UpstreamBadRequest, UpstreamRateLimited, UpstreamServerError
 from router.policy.schema import Defaults, ModelSpec, Policy, Price, RetryPolicy
+from router.protocol.chat_request import ChatRequest
 from router.testing.mock_config import MockConfig
 from router.testing.mock_process import running_mock
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import yaml
 
-from router.api.protocol import parse_chat_request
 from router.backends.openai_compat import OpenAICompatBackend
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import parse_chat_request
 from router.testing.mock_config import MockConfig
 from router.testing.mock_process import running_mock
 

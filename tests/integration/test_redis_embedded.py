@@ -14,8 +14,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from router.redis_client import connect_redis, redact_url
-from router.redis_embedded import (
+from router.redis.client import connect_redis, redact_url
+from router.redis.embedded import (
     URL_FILE,
     EmbeddedRedis,
     EmbeddedRedisError,
@@ -145,7 +145,7 @@ def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
-        from router.redis_embedded import EmbeddedRedis
+        from router.redis.embedded import EmbeddedRedis
         s = EmbeddedRedis({str(tmp_path)!r})
         s.start()
         print(s.pid, flush=True)
@@ -168,7 +168,7 @@ def test_no_orphan_when_parent_is_killed(tmp_path: Path) -> None:
 
 def test_no_orphan_on_normal_exit(tmp_path: Path) -> None:
     script = f"""
-from router.redis_embedded import EmbeddedRedis
+from router.redis.embedded import EmbeddedRedis
 s = EmbeddedRedis({str(tmp_path)!r})
 s.start()
 print(s.pid, flush=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from router.redis_client import connect_redis
-from router.redis_embedded import EmbeddedRedis
+from router.redis.client import connect_redis
+from router.redis.embedded import EmbeddedRedis
 from tests.integration.redis_support import busy_server_then_incr
 
 pytestmark = pytest.mark.integration

@@ -25,19 +25,19 @@ import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import RedisCluster
 
-from router.api.protocol import ChatRequest
 from router.app import create_app
-from router.backends.base import Completion, Usage
 from router.backends.scripted import completion_body
 from router.budget.reserve import Budgets, BudgetScope
 from router.cache.service import ResponseCache
-from router.cache.settings import CacheSettings
 from router.keys.store import RedisKeyStore
 from router.ledger.record import LedgerRecord
 from router.ledger.writer import Ledger
 from router.observability.feedback import Feedback, FeedbackStore, IndexEntry
-from router.redis_client import connect_redis
-from router.redis_embedded import find_redis_server
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Completion, Usage
+from router.redis.client import connect_redis
+from router.redis.embedded import find_redis_server
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings
 from router.testing.mock_process import running_mock

@@ -17,8 +17,8 @@ import orjson
 import pytest
 import redis
 
-from router.ledger import keys as lk
 from router.ledger.record import LedgerRecord
+from router.redis import keys as lk
 from tests.integration.reports_support import ADMIN_KEY, Stack, traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from router.route.share_redis import RedisScoreWindow, score_window_key
+from router.redis.keys import score_window_key
+from router.route.share_redis import RedisScoreWindow
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 

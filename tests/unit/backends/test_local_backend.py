@@ -9,11 +9,8 @@ from typing import Any, cast
 
 import pytest
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk
 from router.backends.local import LocalBackend, LocalModelUnavailable, LocalQueueFull
 from router.backends.local_engine import Engine
-from router.backends.local_settings import LocalModelSettings
 from router.errors import (
     ServiceUnavailable,
     UpstreamBadRequest,
@@ -22,6 +19,9 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.policy.schema import ModelSpec, Policy
+from router.policy.sections.local_model import LocalModelSettings
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk
 from router.testing.scripted_engine import ScriptedEngine
 
 

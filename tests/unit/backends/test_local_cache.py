@@ -30,7 +30,7 @@ from router.backends.local_cache import (
 )
 from router.backends.local_engine import SamplingParams, TextDelta
 from router.backends.local_model import LocalModel
-from router.backends.local_settings import LocalModelSettings
+from router.policy.sections.local_model import LocalModelSettings
 from tests.unit.backends.tiny_llama import build_tiny_llama
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

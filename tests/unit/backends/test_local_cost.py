@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from router.backends.local_cost import derived_price, local_price, usd_per_mtok
-from router.backends.local_settings import LocalModelSettings
 from router.policy.schema import ModelSpec, Price
+from router.policy.sections.local_model import LocalModelSettings
 
 
 def spec(**fields: object) -> ModelSpec:

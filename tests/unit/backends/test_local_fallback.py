@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Backend, Chunk, Completion, Usage
+from router.backends.base import Backend
 from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
 from router.backends.local import LocalBackend
 from router.errors import ServiceUnavailable
 from router.policy.schema import ModelSpec, Policy
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Completion, Usage
 from router.route.decision import RouteDecision
 from router.testing.scripted_engine import ScriptedEngine
 

@@ -19,7 +19,7 @@ from router.backends.local_model import (
     pick_dtype,
     resolve_source,
 )
-from router.backends.local_settings import LocalModelSettings
+from router.policy.sections.local_model import LocalModelSettings
 from tests.unit.backends.tiny_llama import build_tiny_llama
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -156,9 +156,9 @@ def test_device_and_dtype_choice() -> None:
 
 
 async def test_the_backend_streams_from_the_real_engine(tiny_dir: Path) -> None:
-    from router.api.protocol import ChatRequest
     from router.backends.local import LocalBackend
     from router.policy.schema import Policy
+    from router.protocol.chat_request import ChatRequest
 
     policy = Policy.model_validate(
         {

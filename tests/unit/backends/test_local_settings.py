@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from router.backends.local_settings import LocalModelSettings
 from router.policy.schema import Policy
+from router.policy.sections.local_model import LocalModelSettings
 
 
 def test_defaults_are_one_slot_a_short_queue_and_fallback() -> None:

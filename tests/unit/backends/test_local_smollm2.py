@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.backends.local import LocalBackend
 from router.policy.schema import Policy
+from router.protocol.chat_request import ChatRequest
 
 pytestmark = pytest.mark.slow
 

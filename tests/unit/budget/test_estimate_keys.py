@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from router.api.protocol import parse_chat_request
-from router.budget import keys as bk
 from router.budget.estimate import (
     input_tokens_upper_bound,
     output_tokens_upper_bound,
     worst_case_usd,
 )
 from router.budget.ratelimit import LimitScope, RateState, rate_headers
-from router.budget.settings import BudgetSettings
 from router.policy.schema import ModelSpec
+from router.policy.sections.budgets import BudgetSettings
+from router.protocol.chat_request import parse_chat_request
+from router.redis import keys as bk
 
 
 def _model(name: str, inp: float, out: float, max_out: int = 1000) -> ModelSpec:

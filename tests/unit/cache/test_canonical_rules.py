@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from router.api.protocol import ChatRequest
-from router.cache import keys
 from router.cache.canonical import canonicalize
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
-from router.cache.settings import CacheSettings
+from router.policy.sections.cache import CacheSettings
+from router.protocol.chat_request import ChatRequest
+from router.redis import keys
 
 
 def req(**kw: Any) -> ChatRequest:

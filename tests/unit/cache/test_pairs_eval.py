@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from router.cache.pairs import generate, write_pairs
 from router.cli.cache import Pair, rates, read_pairs
+from router.lab.pairs import generate, write_pairs
 
 DATA = Path(__file__).parents[2] / "data" / "cache_pairs.jsonl"
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from router.backends.base import Chunk, Usage
 from router.cache.entry import CacheEntry, CacheHit
 from router.cache.replay import StreamAssembler, replay_body, replay_chunks, replay_sse
+from router.protocol.chat_response import Chunk, Usage
 
 
 def entry(content: str = "Paris is the capital.", **message: Any) -> CacheEntry:

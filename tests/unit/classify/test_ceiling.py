@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.classify.ceiling import label_ceiling, load_other_outcomes, main
+from router.lab.ceiling import label_ceiling, load_other_outcomes, main
 
 WEAK, STRONG = "weak-m", "strong-m"
 

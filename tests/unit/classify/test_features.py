@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.classify.features import (
     CODE_LINE,
     FEATURE_NAMES,
@@ -19,6 +18,7 @@ from router.classify.features import (
 )
 from router.classify.heuristic import extract_features
 from router.classify.inputs import PromptText
+from router.protocol.chat_request import ChatRequest
 
 CODE_STARTS = ("def ", "class ", "import ", "return ", "for (", "if (", "const ", "SELECT ")
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.classify.encoder import Encoder
 from router.classify.factory import build_classifier
 from router.classify.inputs import PromptText
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import TrainedClassifier
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 pytestmark = pytest.mark.slow
 

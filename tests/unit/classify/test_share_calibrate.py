@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.classify.calibrate import calibrate
+from router.route.calibrate import calibrate
 from router.route.share import LocalScoreWindow, quantile_threshold, share_thresholds
 
 

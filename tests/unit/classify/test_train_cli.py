@@ -13,7 +13,6 @@ from router.classify.corpus import load_corpus
 from router.classify.dataset import load_outcomes
 from router.classify.design import LabelledPrompt, TrainConfig
 from router.classify.encoder import Encoder
-from router.classify.evaluate import evaluate_scores, render_html
 from router.classify.features import FEATURE_NAMES, feature_matrix
 from router.classify.inputs import PromptText
 from router.classify.train import score_head, train_head, train_model
@@ -21,6 +20,7 @@ from router.cli import calibrate as calibrate_cli
 from router.cli import eval as eval_cli
 from router.cli import score as score_cli
 from router.cli import train as train_cli
+from router.lab.evaluate import evaluate_scores, render_html
 
 WEAK, STRONG = "weak-model", "strong-model"
 

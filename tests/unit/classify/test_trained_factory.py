@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.classify.encoder import Encoder
 from router.classify.factory import FallbackClassifier, build_classifier
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead
 from router.classify.heuristic import HeuristicClassifier
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 
 def _head(dim: int, seed: int = 0) -> LinearHead:

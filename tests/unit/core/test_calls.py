@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
 from router.backends.scripted import ScriptedBackend
 from router.context import RequestContext
@@ -18,6 +17,7 @@ from router.errors import (
 )
 from router.policy.load import LoadedPolicy, load_policy
 from router.policy.schema import ModelSpec
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import RouteDecision, decide, plan_request
 from tests.unit.core.policy_text import write_policy
 

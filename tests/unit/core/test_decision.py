@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from router.api.protocol import ChatRequest
 from router.context import RequestContext
 from router.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
 from router.policy.load import LoadedPolicy, load_policy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import decide, plan_request, tier_for_score
 from tests.unit.core.policy_text import POLICY, write_policy
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from router.api.protocol import ChatRequest
 from router.classify.heuristic import HeuristicClassifier, extract_features, heuristic_score
+from router.protocol.chat_request import ChatRequest
 
 
 def req(text: str, turns: int = 0) -> ChatRequest:

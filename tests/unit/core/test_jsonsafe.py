@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from router.api.jsonsafe import INT_MAX, INT_MIN, check_numbers, out_of_range_field
-from router.api.protocol import parse_chat_request
 from router.app import ContainErrors
 from router.cache.canonical import _hash, canonicalize
 from router.errors import InvalidRequest
+from router.protocol.chat_request import parse_chat_request
+from router.protocol.jsonsafe import INT_MAX, INT_MIN, check_numbers, out_of_range_field
 
 BASE = '{"model": "auto", "messages": [{"role": "user", "content": "hi"}]'
 

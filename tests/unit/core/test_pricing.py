@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from router.backends.base import Usage
-from router.backends.local_settings import LocalModelSettings
 from router.budget.pricing import cost_usd, model_cost_usd
 from router.policy.schema import ModelSpec, Price
+from router.policy.sections.local_model import LocalModelSettings
+from router.protocol.chat_response import Usage
 
 
 def test_cost_is_exact() -> None:

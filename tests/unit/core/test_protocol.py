@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.api.protocol import parse_chat_request
 from router.errors import InvalidRequest
+from router.protocol.chat_request import parse_chat_request
 
 OK = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'
 

@@ -11,11 +11,11 @@ import orjson
 
 from router.app import create_app
 from router.auth import Authenticator
-from router.backends.base import Usage
 from router.backends.registry import BackendRegistry
 from router.backends.scripted import ScriptedBackend
 from router.classify.fixed import FixedClassifier
 from router.policy.store import PolicyStore
+from router.protocol.chat_response import Usage
 from router.services import Services
 from router.settings import Settings
 from tests.unit.core.policy_text import write_policy

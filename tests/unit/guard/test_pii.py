@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from router.guard.checksums import card_ok, es_dni_ok, iban_ok, luhn_ok, us_ssn_ok, verhoeff_ok
-from router.guard.pii import ALL_KINDS, PiiKind, find_pii
+from router.guard.pii import find_pii
+from router.policy.sections.guard import ALL_KINDS, PiiKind
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Usage
 from router.guard.output import HOLD_CHARS, MaskFilter, mask_text, masked_kinds
-from router.guard.pii import ALL_KINDS, find_pii
+from router.guard.pii import find_pii
 from router.guard.redact import Placeholders, RestoreFilter, redact_request
 from router.guard.rewrite import AnswerRules, StreamRewriter
+from router.policy.sections.guard import ALL_KINDS
+from router.protocol.chat_request import ChatRequest
+from router.protocol.chat_response import Chunk, Usage
 
 EMAIL = "jane.roe@example.com"
 CARD = "4111 1111 1111 1111"

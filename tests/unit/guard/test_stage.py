@@ -7,14 +7,14 @@ import dataclasses
 import pytest
 from pydantic import ValidationError
 
-from router.api.protocol import ChatRequest
 from router.cache.canonical import canonicalize
-from router.cache.settings import CacheSettings
 from router.context import RequestContext
 from router.errors import InvalidRequest
-from router.guard.settings import GuardScope, GuardSettings
 from router.guard.stage import effective, guard_request, is_local
 from router.policy.schema import Policy
+from router.policy.sections.cache import CacheSettings
+from router.policy.sections.guard import GuardScope, GuardSettings
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import decide, plan_request
 
 EMAIL = "jane.roe@example.com"

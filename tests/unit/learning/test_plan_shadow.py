@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from router.api.protocol import ChatRequest
 from router.context import RequestContext
 from router.learning.shadow import plan_shadow
 from router.policy.schema import Policy
+from router.protocol.chat_request import ChatRequest
 from router.route.decision import decide, plan_request
 
 

@@ -12,11 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router.app import create_app
 from router.auth import Authenticator
-from router.backends.base import Usage
 from router.backends.registry import BackendRegistry
 from router.backends.scripted import ScriptedBackend
 from router.classify.fixed import FixedClassifier
 from router.policy.store import PolicyStore
+from router.protocol.chat_response import Usage
 from router.services import Services
 from router.settings import Settings
 

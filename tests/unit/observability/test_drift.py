@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from router.observability.drift import DriftMonitor, Reference, psi
 from router.observability.reference import build_reference
-from router.observability.settings import DriftSettings
+from router.policy.sections.observability import DriftSettings
 
 HALVES = Reference(edges=(0.0, 0.5, 1.0), proportions=(0.5, 0.5), source="minilm")
 

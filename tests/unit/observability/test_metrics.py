@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from router.backends.base import Usage
 from router.backends.local import LocalStats
 from router.backends.scripted import ScriptedBackend
 from router.errors import UpstreamServerError, UpstreamTimeout
 from router.observability.drift import DriftMonitor, Reference
+from router.protocol.chat_response import Usage
 from tests.unit.core.policy_text import POLICY, write_policy
 from tests.unit.observability.harness import Harness, harness, value
 

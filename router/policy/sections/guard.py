@@ -7,12 +7,14 @@ request's route and the caller's team: an override can make a request safer, nev
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.guard.pii import ALL_KINDS, PiiKind
-
+PiiKind = Literal["secret", "credit_card", "iban", "national_id", "email", "phone", "ip_address"]
+"""The kinds of PII that :mod:`router.guard.pii` detects (the keys of ``pii_kinds``)."""
+ALL_KINDS: tuple[PiiKind, ...] = get_args(PiiKind)
+"""Every kind, in priority order: an earlier kind wins an overlap."""
 PiiAction = Literal["off", "redact", "pin-local", "block"]
 InjectionAction = Literal["off", "flag", "pin-local", "block"]
 OutputMask = Literal["off", "secrets", "pii"]

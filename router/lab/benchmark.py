@@ -1,6 +1,6 @@
 """Classifier speed: batch-1 latency and batched throughput.
 
-Run ``python -m router.classify.benchmark``.
+Run ``python -m router.lab.benchmark``.
 
 Latency: one 256-token prompt at a time through the whole serving path (``classify`` → batcher
 → encoder → features → head), p50/p99 over ``--requests`` calls. Throughput: ``--concurrency``
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from router.api.protocol import ChatRequest
-from router.classify.settings import ClassifierSettings
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
+from router.policy.sections.classifier import ClassifierSettings
+from router.protocol.chat_request import ChatRequest
 
 WORDS = (
     "the", "gateway", "routes", "each", "request", "to", "a", "local", "or", "hosted", "model",

@@ -8,7 +8,7 @@ values that differ in exactly one slot, so the answer differs while the wording 
 
 Negation is written inline as ``{neg:positive|negative}`` so that each form words both
 polarities naturally. The templates are this project's own; run
-``python -m router.cache.pairs tests/data/cache_pairs.jsonl`` to regenerate the checked-in file.
+``python -m router.lab.pairs tests/data/cache_pairs.jsonl`` to regenerate the checked-in file.
 """
 
 from __future__ import annotations

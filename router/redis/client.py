@@ -38,7 +38,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from router.redis_embedded import EmbeddedRedis, running_server_url
+from router.redis.embedded import EmbeddedRedis, running_server_url
 
 RedisClient: TypeAlias = aredis.Redis | RedisCluster
 """What :attr:`RedisHandle.client` is; both share the command API (``get``, ``eval``, ...)."""

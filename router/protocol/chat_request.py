@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from router.api.jsonsafe import check_numbers
 from router.errors import InvalidRequest
+from router.protocol.jsonsafe import check_numbers
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -123,7 +123,7 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1, description="auto, a route or a model")]
     messages: Annotated[list[Message], Field(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -7,7 +7,7 @@ about a held-out prompt's difficulty than its text can tell. Its held-out APGR i
 practical upper bound for a text-only router trained on the same rows. The oracle (sorting by
 the true gain) is the absolute one.
 
-Run: ``python -m router.classify.ceiling --data ../shared/data/router/arena_bench_v1.jsonl``.
+Run: ``python -m router.lab.ceiling --data ../shared/data/router/arena_bench_v1.jsonl``.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def label_ceiling(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the label ceiling of one data file as text or JSON."""
-    p = argparse.ArgumentParser(prog="python -m router.classify.ceiling", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m router.lab.ceiling", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="a multi-model outcomes JSONL file")
     p.add_argument("--weak-model", default=DEFAULT_WEAK)
     p.add_argument("--strong-model", default=DEFAULT_STRONG)

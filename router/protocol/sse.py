@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from router.backends.base import Chunk
 from router.errors import RouterError
+from router.protocol.chat_response import Chunk
 
 DONE = b"data: [DONE]\n\n"
 
