@@ -1,0 +1,1 @@
+"""Wire protocols other than chat completions: request models and their translation."""
