@@ -267,3 +267,22 @@ def test_message_item_shape(setup: Setup) -> None:
     msg = resp.output[-1]
     assert isinstance(msg, ResponseOutputMessage) and msg.role == "assistant"
     assert msg.status == "completed" and msg.content[0].type == "output_text"
+
+
+def test_upstream_failure_mid_stream_is_response_failed(setup: Setup) -> None:
+    setup.mock.configure(stream_cut_after=3, stream_cut_mode="abort")
+    try:
+        events = list(
+            setup.client().responses.create(
+                model="mock-hosted", input="Tell me a long story", stream=True
+            )
+        )
+    finally:
+        setup.mock.configure(stream_cut_after=None)
+    assert events[0].type == "response.created"
+    assert any(e.type == "response.output_text.delta" for e in events)
+    last = events[-1]
+    assert last.type == "response.failed"
+    assert last.response.status == "failed" and last.response.error is not None
+    stored = setup.client().responses.retrieve(last.response.id)
+    assert stored.status == "failed"
