@@ -286,3 +286,21 @@ def test_upstream_failure_mid_stream_is_response_failed(setup: Setup) -> None:
     assert last.response.status == "failed" and last.response.error is not None
     stored = setup.client().responses.retrieve(last.response.id)
     assert stored.status == "failed"
+
+
+def test_cache_hits_render_as_responses(setup: Setup) -> None:
+    client = setup.client()
+    ask: dict[str, Any] = {"model": "auto", "input": "Cache me: 2+2?", "temperature": 0}
+    first = client.responses.with_raw_response.create(**ask)
+    before = setup.upstream_calls()
+    again = client.responses.with_raw_response.create(**ask)
+    # exact or semantic: the first answer is stored in the background, and the exact lookup
+    # may run before that store has landed
+    assert again.headers["x-router-cache"].startswith("hit-")
+    assert setup.upstream_calls() == before
+    assert again.parse().output_text == first.parse().output_text
+    assert again.parse().id != first.parse().id  # a new response, with its own id
+    with client.responses.stream(**ask) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == first.parse().output_text and final.status == "completed"
+    assert setup.upstream_calls() == before
