@@ -180,7 +180,7 @@ async def _embed(
         for r in rows
     ]
     if tokens is None:
-        tokens = estimated_tokens(inputs)
+        return Embedded(vectors, estimated_tokens(inputs), model.name, estimated=True)
     return Embedded(vectors, tokens, model.name)
 
 
@@ -265,7 +265,7 @@ async def create_embeddings(request: Request) -> Response:
             services.ledger.finish(_record(rid, principal, loaded, model, started, None, err), hold)
         log.info("request", request_id=rid, model=model.name, status=err.status, error=err.code)
         return error_response(err, headers)
-    usage = Usage(result.prompt_tokens, 0)
+    usage = Usage(result.prompt_tokens, 0, estimated=result.estimated)
     cost_usd = model_cost_usd(model, usage)
     headers["x-router-cost-usd"] = f"{cost_usd:.8f}"
     if services.ledger is not None:

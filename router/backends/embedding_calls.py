@@ -36,6 +36,8 @@ class Embedded:
     vectors: list[list[float]] | npt.NDArray[np.float32]
     prompt_tokens: int
     model: str
+    estimated: bool = False
+    """True when the upstream sent no usage and ``prompt_tokens`` is the gateway's estimate."""
 
 
 @dataclass
