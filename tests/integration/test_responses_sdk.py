@@ -3,16 +3,22 @@ mock upstream, with virtual keys of two tenants on one shared Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import redis.asyncio as aredis
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 from pydantic import BaseModel
 
+from router.budget.reserve import Budgets
+from router.ledger.record import LedgerRecord
+from router.ledger.writer import Ledger
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import gateway, make_key, own_redis, write_policy
@@ -40,6 +46,7 @@ class Setup:
         self.mock, self.a, self.b = mock, a, b
         self.key_a = ""
         self.key_b = ""
+        self.redis_url = ""
 
     def client(
         self, key: str | None = None, replica: GatewayProcess | None = None
@@ -50,6 +57,24 @@ class Setup:
     def upstream_calls(self) -> int:
         stats: dict[str, int] = self.mock.stats()["by_model"]
         return sum(stats.values())
+
+    def ledger_row(self, request_id: str, timeout_s: float = 15.0) -> LedgerRecord:
+        """The ledger row of ``request_id`` once it is written."""
+
+        async def read() -> list[LedgerRecord]:
+            client = aredis.Redis.from_url(self.redis_url, decode_responses=True)
+            try:
+                return [r async for r in Ledger(client, Budgets(client)).read()]
+            finally:
+                await client.aclose()
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [r for r in asyncio.run(read()) if r.request_id == request_id]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no ledger row for {request_id}")
 
     def last_upstream_body(self) -> dict[str, Any]:
         body: dict[str, Any] = self.mock.stats()["last_requests"][-1]["body"]
@@ -67,6 +92,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         gateway(policy, mock.url, redis_url, tmp / "b.log") as b,
     ):
         s = Setup(mock, a, b)
+        s.redis_url = redis_url
         s.key_a, _ = make_key(redis_url, "team-a", 100.0)
         s.key_b, _ = make_key(redis_url, "team-b", 100.0)
         yield s
@@ -304,3 +330,36 @@ def test_cache_hits_render_as_responses(setup: Setup) -> None:
         final = stream.get_final_response()
     assert final.output_text == first.parse().output_text and final.status == "completed"
     assert setup.upstream_calls() == before
+
+
+def test_streamed_response_is_ledgered(setup: Setup) -> None:
+    with setup.client().responses.with_streaming_response.create(
+        model="mock-hosted", input="Say hello", stream=True
+    ) as raw:
+        rid = raw.headers["x-request-id"]
+        kinds = [line for line in raw.iter_lines() if line.startswith("event: ")]
+    assert kinds[-1] == "event: response.completed"
+    row = setup.ledger_row(rid)
+    assert row.status == 200 and row.model == "mock-hosted" and row.cost_usd > 0
+    assert row.stream and row.prompt_tokens > 0 and not row.estimated
+
+
+def test_client_gone_mid_stream_is_still_billed(setup: Setup) -> None:
+    setup.mock.configure(tokens_per_s=40, reply_tokens=200)
+    try:
+        with httpx.stream(
+            "POST",
+            setup.a.url + "/responses",
+            json={"model": "mock-hosted", "input": "Tell me a story", "stream": True},
+            headers={"authorization": f"Bearer {setup.key_a}"},
+            timeout=30,
+        ) as r:
+            rid = r.headers["x-request-id"]
+            for line in r.iter_lines():
+                if "response.output_text.delta" in line:
+                    break  # leave after the first token
+        row = setup.ledger_row(rid, timeout_s=30)
+    finally:
+        setup.mock.configure(tokens_per_s=0, reply_tokens=None)
+    assert row.status == 499 and row.error == "client_disconnected"
+    assert row.cost_usd > 0 and row.completion_tokens > 0
