@@ -430,7 +430,7 @@ def _tools(
         elif kind == "custom":
             chat = _custom_function(tool, where)
             custom.add(chat["function"]["name"])
-        elif kind in HOSTED_TOOLS:
+        elif isinstance(kind, str) and kind in HOSTED_TOOLS:
             ignored.append(f"{where} ({kind})")
             return
         else:
@@ -471,7 +471,7 @@ def _tool_choice(
     names = {t["function"]["name"] for t in tools}
     if kind in ("function", "custom"):
         name = choice.get("name")
-        if name not in names:
+        if not isinstance(name, str) or name not in names:
             raise _bad("tool_choice.name", f"tool_choice names {name!r}, which is not in 'tools'.")
         return {"type": "function", "function": {"name": name}}, tools
     if kind == "allowed_tools":
@@ -479,7 +479,9 @@ def _tool_choice(
         allowed = choice.get("tools")
         if mode not in ("auto", "required") or not isinstance(allowed, list):
             raise _bad("tool_choice", "allowed_tools needs 'mode' (auto|required) and 'tools'.")
-        wanted = {t.get("name") for t in allowed if isinstance(t, dict)}
+        wanted = {
+            t["name"] for t in allowed if isinstance(t, dict) and isinstance(t.get("name"), str)
+        }
         return mode, [t for t in tools if t["function"]["name"] in wanted]
     raise _bad(
         "tool_choice.type",

@@ -352,6 +352,17 @@ def test_previous_messages_come_first_and_instructions_do_not_carry_over() -> No
             "text.format.schema",
         ),
         ({"model": "m", "input": "x", "text": {"format": {"type": "xml"}}}, "text.format.type"),
+        # found by fuzzing: non-string types and names are 400s, not crashes
+        ({"model": "m", "input": "x", "tools": [{"type": {"a": 1}}]}, "tools[0].type"),
+        (
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [{"type": "function", "name": "a"}],
+                "tool_choice": {"type": "function", "name": {"x": 1}},
+            },
+            "tool_choice.name",
+        ),
     ],
 )
 def test_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
