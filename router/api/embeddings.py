@@ -19,16 +19,13 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import orjson
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
 from router.api.body import read_body
 from router.api.endpoint import request_id
-from router.api.jsonsafe import check_numbers
-from router.api.protocol import invalid_request_from
 from router.api.responses import JSONBytesResponse, error_response
 from router.auth import Principal
 from router.backends.base import Usage
@@ -47,6 +44,7 @@ from router.keys.store import KeyNotFound
 from router.ledger.record import LedgerRecord
 from router.policy.load import LoadedPolicy
 from router.policy.schema import ModelSpec
+from router.protocol.body import parse_json_object
 from router.services import Services
 
 log = structlog.get_logger("router.request")
@@ -89,19 +87,8 @@ class EmbeddingsRequest(BaseModel):
 
 def parse_embeddings_request(body: bytes) -> EmbeddingsRequest:
     """Validate ``body`` strictly; a 400 naming the field otherwise."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    check_numbers(body)
-    try:
-        return EmbeddingsRequest.model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise invalid_request_from(exc) from None
+    req, _ = parse_json_object(body, EmbeddingsRequest)
+    return req
 
 
 def embedding_model(loaded: LoadedPolicy, name: str) -> ModelSpec:

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from router.api.jsonsafe import check_numbers
 from router.api.protocol import ChatRequest, invalid_request_from
 from router.errors import InvalidRequest
+from router.protocol.body import parse_json_object
 
 HOSTED_TOOLS = frozenset(
     {
@@ -195,19 +195,7 @@ class Translation:
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
     """Validate ``body`` strictly, raising :class:`InvalidRequest` that names the bad field."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-    if not isinstance(raw, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    check_numbers(body)
-    try:
-        req = ResponsesRequest.model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise invalid_request_from(exc) from None
+    req, raw = parse_json_object(body, ResponsesRequest)
     for name, why in REFUSED_FIELDS.items():
         if raw.get(name) is not None:
             raise InvalidRequest(why, param=name, code="unsupported_parameter")

@@ -3,7 +3,6 @@ serves the gateway's own encoder (all-MiniLM-L6-v2) and a hosted model on the mo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from typing import Any
@@ -12,14 +11,12 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import redis.asyncio as aredis
 
-from router.budget.reserve import Budgets
 from router.ledger.record import LedgerRecord
-from router.ledger.writer import Ledger
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import gateway, make_key, own_redis, write_policy
+from tests.integration.protocol_support import ledger_row, ledger_rows
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +44,10 @@ class Setup:
         return openai.OpenAI(base_url=self.gw.url, api_key=self.key, max_retries=0, timeout=60)
 
     def rows(self) -> list[LedgerRecord]:
-        async def read() -> list[LedgerRecord]:
-            client = aredis.Redis.from_url(self.redis_url, decode_responses=True)
-            try:
-                return [r async for r in Ledger(client, Budgets(client)).read()]
-            finally:
-                await client.aclose()
-
-        return asyncio.run(read())
+        return ledger_rows(self.redis_url)
 
     def row(self, request_id: str) -> LedgerRecord:
-        for _ in range(100):
-            found = [r for r in self.rows() if r.request_id == request_id]
-            if found:
-                return found[0]
-            asyncio.run(asyncio.sleep(0.05))
-        raise AssertionError(f"no ledger row for {request_id}")
+        return ledger_row(self.redis_url, request_id)
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,21 @@ mock upstream, with virtual keys of two tenants on one shared Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import redis.asyncio as aredis
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
 from pydantic import BaseModel
 
-from router.budget.reserve import Budgets
 from router.ledger.record import LedgerRecord
-from router.ledger.writer import Ledger
 from router.testing.gateway_process import GatewayProcess
 from router.testing.mock_process import MockUpstreamProcess
 from tests.integration.budget_support import gateway, make_key, own_redis, write_policy
+from tests.integration.protocol_support import ledger_row
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +55,7 @@ class Setup:
         return sum(stats.values())
 
     def ledger_row(self, request_id: str, timeout_s: float = 15.0) -> LedgerRecord:
-        """The ledger row of ``request_id`` once it is written."""
-
-        async def read() -> list[LedgerRecord]:
-            client = aredis.Redis.from_url(self.redis_url, decode_responses=True)
-            try:
-                return [r async for r in Ledger(client, Budgets(client)).read()]
-            finally:
-                await client.aclose()
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = [r for r in asyncio.run(read()) if r.request_id == request_id]
-            if found:
-                return found[0]
-            time.sleep(0.1)
-        raise AssertionError(f"no ledger row for {request_id}")
+        return ledger_row(self.redis_url, request_id, timeout_s)
 
     def last_upstream_body(self) -> dict[str, Any]:
         body: dict[str, Any] = self.mock.stats()["last_requests"][-1]["body"]
