@@ -42,6 +42,7 @@ from router.errors import InvalidRequest, NotFound, PermissionDenied, RouterErro
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound
 from router.ledger.record import LedgerRecord
+from router.observability.hub import NO_LABEL
 from router.policy.load import LoadedPolicy
 from router.policy.schema import ModelSpec
 from router.protocol.body import parse_json_object
@@ -208,6 +209,30 @@ def _record(
     )
 
 
+def observe(
+    services: Services,
+    model: ModelSpec,
+    team: str | None,
+    status: int,
+    usage: Usage | None,
+    cost_usd: float,
+    latency_s: float,
+) -> None:
+    """The request, token and spend metrics chat requests update too (route label ``-``)."""
+    m = services.observability.metrics
+    team_label = team or NO_LABEL
+    try:
+        m.requests.get(NO_LABEL, model.name, str(status), "miss").inc()
+        m.latency.get(NO_LABEL).observe(latency_s)
+        if usage is not None and usage.prompt_tokens:
+            m.tokens.get(team_label, model.name, "prompt").inc(usage.prompt_tokens)
+        if cost_usd:
+            m.spend.get(team_label, model.name).inc(cost_usd)
+    except Exception as exc:  # observability must never fail a request
+        services.observability.hook_errors += 1
+        log.error("observability_hook_failed", error=repr(exc))
+
+
 async def create_embeddings(request: Request) -> Response:
     """Authenticate, validate, reserve, embed, ledger and answer one embeddings request."""
     services: Services = request.app.state.services
@@ -250,6 +275,9 @@ async def create_embeddings(request: Request) -> Response:
     except RouterError as err:
         if services.ledger is not None:  # settles the hold to nothing
             services.ledger.finish(_record(rid, principal, loaded, model, started, None, err), hold)
+        observe(
+            services, model, principal.team, err.status, None, 0.0, time.perf_counter() - started
+        )
         log.info("request", request_id=rid, model=model.name, status=err.status, error=err.code)
         return error_response(err, headers)
     usage = Usage(result.prompt_tokens, 0, estimated=result.estimated)
@@ -257,6 +285,7 @@ async def create_embeddings(request: Request) -> Response:
     headers["x-router-cost-usd"] = f"{cost_usd:.8f}"
     if services.ledger is not None:
         services.ledger.finish(_record(rid, principal, loaded, model, started, usage, None), hold)
+    observe(services, model, principal.team, 200, usage, cost_usd, time.perf_counter() - started)
     if services.settings.access_log:
         log.info(
             "request",

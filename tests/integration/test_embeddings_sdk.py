@@ -144,3 +144,12 @@ def test_chat_refuses_an_embedding_model(setup: Setup) -> None:
             model="minilm", messages=[{"role": "user", "content": "hi"}]
         )
     assert err.value.body["param"] == "model"  # type: ignore[index]
+
+
+def test_metrics_count_embeddings(setup: Setup) -> None:
+    setup.client().embeddings.create(model="minilm", input="count me")
+    text = httpx.get(setup.gw.base_url + "/metrics", timeout=30).text
+    lines = [ln for ln in text.splitlines() if 'model="minilm"' in ln]
+    assert any(ln.startswith("router_requests_total") and 'status="200"' in ln for ln in lines)
+    assert any(ln.startswith("router_spend_usd_total") for ln in lines)
+    assert any(ln.startswith("router_tokens_total") and 'kind="prompt"' in ln for ln in lines)
