@@ -20,7 +20,7 @@ from router.learning.settings import LearningSettings
 from router.observability.settings import ObservabilitySettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
-BackendKind = Literal["openai_compat", "litellm", "local", "encoder"]
+BackendKind = Literal["openai_compat", "openai_responses", "litellm", "local", "encoder"]
 ModelKind = Literal["chat", "embedding"]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from router.api.protocol import ChatRequest, invalid_request_from
 from router.errors import InvalidRequest
@@ -141,6 +141,9 @@ class ResponsesRequest(BaseModel):
     background: bool | None = None
     truncation: Literal["auto", "disabled"] | None = None
 
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """The body as the client sent it (what a native Responses backend is sent)."""
+
     @field_validator("metadata")
     @classmethod
     def _metadata_limits(cls, v: dict[str, str] | None) -> dict[str, str] | None:
@@ -171,6 +174,27 @@ class ResponsesRequest(BaseModel):
         return sorted(k for k in (self.model_extra or {}) if k not in KNOWN_FIELDS)
 
 
+def _sent_view(chat: dict[str, Any]) -> bytes:
+    """What a guard may rewrite in a chat body: its messages and ``user``."""
+    return orjson.dumps([chat.get("messages"), chat.get("user")])
+
+
+class ResponsesChatRequest(ChatRequest):
+    """A chat request translated from ``/v1/responses``, carrying the client's own body for a
+    backend that speaks Responses natively (``backend: openai_responses``)."""
+
+    _native: dict[str, Any] | None = PrivateAttr(default=None)
+    _translated: bytes = PrivateAttr(default=b"")
+
+    def native_body(self) -> dict[str, Any] | None:
+        """The client's Responses body, when it can be sent as is: it continued no stored
+        response, and no stage changed the translated messages (a guard that redacted them
+        must be obeyed, so then the redacted chat request is translated instead)."""
+        if self._native is None or _sent_view(self.raw_body()) != self._translated:
+            return None
+        return self._native
+
+
 @dataclass(frozen=True, slots=True)
 class ToolNames:
     """How chat function names map back to Responses items in the answer."""
@@ -196,6 +220,7 @@ class Translation:
 def parse_responses_request(body: bytes) -> ResponsesRequest:
     """Validate ``body`` strictly, raising :class:`InvalidRequest` that names the bad field."""
     req, raw = parse_json_object(body, ResponsesRequest)
+    req._raw = dict(raw)
     for name, why in REFUSED_FIELDS.items():
         if raw.get(name) is not None:
             raise InvalidRequest(why, param=name, code="unsupported_parameter")
@@ -541,8 +566,11 @@ def translate(req: ResponsesRequest, prior: list[dict[str, Any]]) -> Translation
     given = {**(req.model_extra or {}), "user": req.user}
     body.update({k: given[k] for k in PASSED_THROUGH if given.get(k) is not None})
     try:
-        chat = ChatRequest.model_validate(body)
+        chat = ResponsesChatRequest.model_validate(body)
     except ValidationError as exc:  # a translated item the chat model refuses: name the field
         raise invalid_request_from(exc) from None
     chat._raw = body
+    if not prior:  # a continued conversation exists only here: the upstream must see it whole
+        chat._native = req._raw
+        chat._translated = _sent_view(body)
     return Translation(chat=chat, history=history, tools=names, ignored=tuple(ignored))
