@@ -136,6 +136,10 @@ class ResponsesAdapter:
     async def parse(self, body: bytes, call: Call) -> tuple[ChatRequest, ResponsesState]:
         """Validate, load the ``previous_response_id`` chain, translate to chat."""
         req = parse_responses_request(body)
+        if req.extra_fields():  # fields outside the Responses API (serve() logs the chat ones)
+            log.info(
+                "responses_extra_fields", request_id=call.request_id, fields=req.extra_fields()
+            )
         store = response_store(call.services)
         tenant = call.principal.tenant
         prior: list[dict[str, Any]] = []
