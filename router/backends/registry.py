@@ -19,6 +19,7 @@ class BackendRegistry:
     path (litellm takes seconds to import)."""
 
     def __init__(self, http: aiohttp.ClientSession) -> None:
+        self._http = http
         self._backends: dict[str, Backend] = {"openai_compat": OpenAICompatBackend(http)}
 
     def register(self, kind: str, backend: Backend) -> None:
@@ -33,6 +34,10 @@ class BackendRegistry:
 
             self._backends["litellm"] = LiteLLMBackend()
             log.info("backend_ready", kind="litellm")
+        if "openai_responses" in kinds and "openai_responses" not in self._backends:
+            from router.backends.openai_responses import OpenAIResponsesBackend
+
+            self._backends["openai_responses"] = OpenAIResponsesBackend(self._http)
         if "local" in kinds and "local" not in self._backends:
             from router.backends.local import LocalBackend
 

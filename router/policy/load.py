@@ -212,7 +212,10 @@ def load_policy(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
         raise PolicyError(_validation_messages(exc, file)) from None
-    unpriced = [m.name for m in policy.models if m.price is None and m.backend != "local"]
+    # local models and the encoder without a price are free (or priced from their GPU hour)
+    unpriced = [
+        m.name for m in policy.models if m.price is None and m.backend not in ("local", "encoder")
+    ]
     if unpriced:
         raise PolicyError(
             [

@@ -20,7 +20,8 @@ from router.policy.sections.local_model import LocalModelSettings
 from router.policy.sections.observability import ObservabilitySettings
 
 RetryOn = Literal["rate_limit", "server_error", "timeout", "connection", "interrupted"]
-BackendKind = Literal["openai_compat", "litellm", "local"]
+BackendKind = Literal["openai_compat", "openai_responses", "litellm", "local", "encoder"]
+ModelKind = Literal["chat", "embedding"]
 
 
 class Strict(BaseModel):
@@ -84,6 +85,21 @@ class ModelSpec(Strict):
     """Fields added to every request body sent to this model (``openai_compat``), overriding
     the client's: e.g. llama.cpp's ``cache_prompt: true`` or Ollama's ``options``."""
     local: LocalModelSettings | None = None
+    kind: ModelKind = "chat"
+    """``embedding`` models serve only ``/v1/embeddings`` (backend ``encoder``: the gateway's
+    own all-MiniLM-L6-v2; ``openai_compat``: a hosted ``/embeddings`` endpoint)."""
+
+    @model_validator(mode="after")
+    def _embedding_backend(self) -> ModelSpec:
+        if self.kind == "embedding" and self.backend not in ("encoder", "openai_compat"):
+            raise ValueError(
+                f"embedding model {self.name!r}: backend must be 'encoder' or 'openai_compat'"
+            )
+        if self.backend == "encoder" and self.kind != "embedding":
+            raise ValueError(f"model {self.name!r}: backend 'encoder' needs kind: embedding")
+        if self.kind == "embedding" and self.fallbacks:
+            raise ValueError(f"embedding model {self.name!r}: fallbacks are not supported")
+        return self
 
     @property
     def wire_model(self) -> str:
@@ -199,8 +215,11 @@ class Policy(Strict):
         clash = known & set(aliases)
         if clash:
             raise ValueError(f"route aliases clash with model names: {sorted(clash)}")
+        embedding = {m.name for m in self.models if m.kind == "embedding"}
         for i, m in enumerate(self.models):
             for f in m.fallbacks:
+                if f in embedding:
+                    raise ValueError(f"models[{i}].fallbacks: {f!r} is an embedding model")
                 if f not in known:
                     raise ValueError(f"models[{i}].fallbacks: unknown model {f!r}")
                 if f == m.name:
@@ -210,7 +229,15 @@ class Policy(Strict):
             for j, t in enumerate(r.tiers):
                 if t.model not in known:
                     raise ValueError(f"routes[{i}].tiers[{j}].model: unknown model {t.model!r}")
+                if t.model in embedding:
+                    raise ValueError(
+                        f"routes[{i}].tiers[{j}].model: {t.model!r} is an embedding model"
+                    )
             for j, rule in enumerate(r.rules):
+                if rule.use in embedding:
+                    raise ValueError(
+                        f"routes[{i}].rules[{j}].use: {rule.use!r} is an embedding model"
+                    )
                 if rule.use not in known and rule.use not in tier_names:
                     raise ValueError(
                         f"routes[{i}].rules[{j}].use: {rule.use!r} is neither a tier of "

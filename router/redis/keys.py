@@ -125,6 +125,11 @@ def tenant_tag(tenant: str) -> str:
     return "h-" + hashlib.blake2b(tenant.encode(), digest_size=10).hexdigest()
 
 
+def response_key(tenant: str, response_id: str) -> str:
+    """A stored OpenAI Responses answer: ``resp:{<tenant>}:<response id>``."""
+    return f"resp:{{{tenant_tag(tenant)}}}:{response_id}"
+
+
 def exact_key(tenant: str, digest: str) -> str:
     """The exact-cache entry for request digest ``digest``."""
     return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:x:{digest}"

@@ -79,6 +79,12 @@ def plan_request(policy: Policy, req: ChatRequest, ctx: RequestContext) -> Plan:
                 "gateway serves.",
                 param="model",
             )
+        if model.kind == "embedding":
+            raise InvalidRequest(
+                f"The model '{model.name}' is an embedding model; use POST /v1/embeddings.",
+                param="model",
+                code="model_not_supported",
+            )
         unmet = reqs.unmet(model)
         if unmet is not None:
             raise InvalidRequest(

@@ -38,6 +38,7 @@ from router.testing.mock_replies import (
     embeddings_body,
     stream_events,
 )
+from router.testing.mock_responses import responses_reply
 
 _MAX_BODY_BYTES = 32 * 1024 * 1024
 _JSON = ((b"content-type", b"application/json"),)
@@ -207,6 +208,8 @@ class MockApp:
             await self._chat(scope, receive, send)
         elif path == "/embeddings" and method == "POST":
             await self._embeddings(scope, receive, send)
+        elif path == "/responses" and method == "POST":
+            await self._responses(scope, receive, send)
         elif path == "/health":
             await _respond(send, 200, b'{"status":"ok"}')
         elif path == "/models" and method == "GET":
@@ -256,6 +259,28 @@ class MockApp:
             await _respond(send, 400, error_json(400, exc.message, exc.param))
             return
         await _respond(send, 200, orjson.dumps(out))
+
+    async def _responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The native Responses endpoint (see :mod:`router.testing.mock_responses`)."""
+        state = self.state
+        state.by_path["/responses"] += 1
+        raw = await _read_body(receive)
+        if raw is None:
+            await _respond(send, 413, error_json(413, "Request body too large"))
+            return
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            await _respond(send, 400, error_json(400, f"Malformed JSON in request body: {exc}"))
+            return
+        model = body.get("model") if isinstance(body, dict) else None
+        state.total += 1
+        if isinstance(model, str):
+            state.by_model[model] += 1
+        if state.config.history_size:
+            state.history.append((scope["path"], scope["headers"], body))
+        answer = responses_reply(raw, state.config)
+        await _respond(send, answer.status, answer.body, _SSE if answer.sse else _JSON)
 
     async def _control(self, path: str, method: str, receive: Receive, send: Send) -> None:
         state = self.state

@@ -26,6 +26,7 @@ PINNED: list[tuple[Callable[[], object], str]] = [
     (lambda: keys.tenant_pattern("a*b"), "rc:{h-1ee0c5d02f032a13d511}:*"),
     (lambda: keys.tenant_pattern("team:a@b.c"), "rc:{team:a@b.c}:*"),
     (lambda: keys.exact_key("{evil}", "d"), "rc:{h-e791ae07623fb3654bff}:x:d"),
+    (lambda: keys.response_key("acme", "resp_1"), "resp:{acme}:resp_1"),
     # budgets and rate limits
     (
         lambda: keys.scope_key(keys.scope_name("k", "key1"), "day", NOW),
