@@ -4,7 +4,7 @@
 through :func:`router.api.endpoint.serve` like every other protocol, and renders the answer as
 a ``response`` object or its typed stream events (:mod:`router.protocol.responses_render`).
 With ``store`` (the default) the response is kept per tenant in Redis
-(:mod:`router.protocol.responses_store`) before the client sees it complete, so a follow-up
+(:mod:`router.conversations.store`) before the client sees it complete, so a follow-up
 with ``previous_response_id`` finds it on any replica. ``GET`` and ``DELETE`` read and remove
 stored responses of the caller's own tenant.
 """
@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from router.api.endpoint import SSE_HEADERS, Call, request_id, serve
 from router.api.responses import JSONBytesResponse, error_response
+from router.conversations.store import ResponseStore, StoredResponse
 from router.errors import NotFound, RouterError, ServiceUnavailable
 from router.pipeline import ChatOutcome
 from router.protocol.chat_request import ChatRequest
@@ -35,7 +36,6 @@ from router.protocol.responses_render import (
     chat_events,
     completed_response,
 )
-from router.protocol.responses_store import ResponseStore, StoredResponse
 from router.services import Services
 
 log = structlog.get_logger("router.responses")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aredis
 
-from router.protocol.responses_store import ResponseStore, StoredResponse
+from router.conversations.store import ResponseStore, StoredResponse
 from router.redis.keys import response_key
 
 pytestmark = pytest.mark.integration
