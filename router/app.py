@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.admin import ROUTES as ADMIN_ROUTES
+from router.api.anthropic_messages import count_tokens, messages
 from router.api.chat import chat_completions
 from router.api.dashboard import ROUTES as REPORT_ROUTES
 from router.api.feedback import post_feedback
@@ -103,6 +104,8 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
