@@ -24,7 +24,7 @@ from router.api.protocol import ChatRequest
 from router.api.responses import JSONBytesResponse
 from router.budget.admission import check_request
 from router.context import RequestContext
-from router.errors import NotFound, RouterError
+from router.errors import ContextLengthExceeded, NotFound, RouterError
 from router.pipeline import ChatOutcome
 from router.protocol.messages import (
     parse_count_tokens_request,
@@ -55,7 +55,14 @@ def anthropic_error(err: RouterError, headers: dict[str, str]) -> Response:
     """``{"type": "error", "error": {"type", "message"}}`` with the error's status."""
     h = dict(headers)
     h.update(err.headers)
-    body = error_body(error_type_for(err), err.message)
+    message = err.message
+    if err.param and err.param not in message:
+        # Anthropic's error has no ``param``: the message names the field, as Anthropic's do
+        message = f"{err.param}: {message}"
+    if isinstance(err, ContextLengthExceeded):
+        # Anthropic's wording: Claude Code and the SDKs' users match "prompt is too long"
+        message = f"prompt is too long: {err.tokens} tokens > {err.limit_tokens} maximum. {message}"
+    body = error_body(error_type_for(err), message)
     return JSONBytesResponse(body, status_code=err.status, headers=h)
 
 

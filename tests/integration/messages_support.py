@@ -1,8 +1,9 @@
 """A gateway with keys, a ledger and two kinds of upstream for the Messages tests.
 
 ``mock-hosted`` is an OpenAI-compatible model on the mock; ``claude-mock`` is a litellm
-``anthropic/...`` model whose ``api_base`` is the same mock, which then speaks Anthropic's
-Messages API natively (router.testing.mock_messages).
+``anthropic/claude-sonnet-4-5`` model (litellm passes ``thinking`` only to models it knows
+reason) whose ``api_base`` is the same mock, which then speaks Anthropic's Messages API natively
+(router.testing.mock_messages).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ models:
   - name: claude-mock
     backend: litellm
     tier: hosted
-    upstream_model: anthropic/claude-mock
+    upstream_model: anthropic/claude-sonnet-4-5
     endpoint: ${MOCK_BASE_URL}
     api_key: ${MOCK_ANTHROPIC_KEY}
     price:
