@@ -38,6 +38,7 @@ PASSTHROUGH = (
     "parallel_tool_calls",
     "reasoning_effort",
     "thinking",
+    "cache_control",
 )
 
 

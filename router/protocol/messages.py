@@ -55,10 +55,10 @@ class Block(BaseModel):
 
 
 class MessageParam(BaseModel):
-    """One turn of the conversation."""
+    """One turn of the conversation (``system``: a mid-conversation system turn of text)."""
 
     model_config = ConfigDict(extra="allow")
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -107,6 +107,8 @@ class CountTokensRequest(BaseModel):
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
     thinking: ThinkingParam | None = None
+    cache_control: CacheControl | None = None
+    """Automatic caching: Anthropic puts the breakpoint on the last cacheable block."""
 
 
 class MessagesRequest(CountTokensRequest):
@@ -313,7 +315,7 @@ def _assistant_message(msg: MessageParam, where: str) -> dict[str, Any]:
     return out
 
 
-def _system_message(system: str | list[Block]) -> dict[str, Any]:
+def _system_message(system: str | list[Block], where: str = "system") -> dict[str, Any]:
     if isinstance(system, str):
         return {"role": "system", "content": system}
     parts = []
@@ -321,10 +323,10 @@ def _system_message(system: str | list[Block]) -> dict[str, Any]:
         if block.type != "text":
             raise InvalidRequest(
                 "System blocks must be 'text' blocks.",
-                param=f"system[{i}].type",
+                param=f"{where}[{i}].type",
                 code="invalid_value",
             )
-        text = _need(block.text, f"system[{i}].text", "text")
+        text = _need(block.text, f"{where}[{i}].text", "text")
         parts.append(_cached({"type": "text", "text": text}, block))
     return {"role": "system", "content": parts}
 
@@ -366,6 +368,8 @@ def chat_messages(req: CountTokensRequest) -> list[dict[str, Any]]:
         where = f"messages[{i}]"
         if msg.role == "user":
             out.extend(_user_messages(msg, where))
+        elif msg.role == "system":
+            out.append(_system_message(msg.content, f"{where}.content"))
         else:
             out.append(_assistant_message(msg, where))
     return out
@@ -382,6 +386,8 @@ def chat_body(req: CountTokensRequest) -> dict[str, Any]:
             body["parallel_tool_calls"] = parallel
     if req.thinking is not None:
         body["thinking"] = req.thinking.model_dump(exclude_none=True)
+    if req.cache_control is not None:
+        body["cache_control"] = req.cache_control.model_dump(exclude_none=True)
     if not isinstance(req, MessagesRequest):
         return body
     body["max_tokens"] = req.max_tokens

@@ -113,6 +113,15 @@ def last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+def last_turn(messages: list[Any]) -> Any:
+    """The last message that is not a system turn (agents append system reminders after the
+    user's turn); None when there is none."""
+    for msg in reversed(messages):
+        if not (isinstance(msg, dict) and msg.get("role") in ("system", "developer")):
+            return msg
+    return None
+
+
 def count_prompt_tokens(messages: list[Any]) -> int:
     """``ceil(chars of all message text / 4) + 3 per message``."""
     chars = 0
@@ -175,7 +184,7 @@ def _chosen_tool(body: dict[str, Any], messages: list[Any], prompt: str) -> dict
     if isinstance(choice, dict):
         wanted = (choice.get("function") or {}).get("name")
         return next((f for f in functions if f.get("name") == wanted), functions[0])
-    last = messages[-1] if messages else None
+    last = last_turn(messages)
     asked = isinstance(last, dict) and last.get("role") == "user" and "call tool" in prompt.lower()
     if choice != "required" and not asked:
         return None
@@ -269,7 +278,7 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
     canned = judge_reply(prompt, config.judge)
     if canned is None:
         canned = next((v for k, v in config.canned.items() if k in prompt), None)
-    last = messages[-1]
+    last = last_turn(messages)
     for index in range(n):
         if tool is not None:
             choice = _tool_choice_reply(tool, prompt, index)

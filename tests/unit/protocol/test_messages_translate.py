@@ -160,6 +160,23 @@ def test_tool_choice(choice: dict[str, Any], expected: Any, parallel: bool | Non
     assert out.get("parallel_tool_calls") == parallel
 
 
+def test_mid_conversation_system_turn_and_top_level_cache_control() -> None:
+    out = chat(
+        base(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "reminder"}]},
+            ],
+            cache_control={"type": "ephemeral"},
+        )
+    )
+    assert out["messages"][1] == {
+        "role": "system",
+        "content": [{"type": "text", "text": "reminder"}],
+    }
+    assert out["cache_control"] == {"type": "ephemeral"}
+
+
 def test_stream_always_asks_for_usage() -> None:
     out = chat(base(messages=[{"role": "user", "content": "x"}], stream=True))
     assert out["stream"] is True and out["stream_options"] == {"include_usage": True}
@@ -177,7 +194,11 @@ def test_image_request_needs_vision() -> None:
     [
         ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         (base(messages=[]), "messages"),
-        (base(messages=[{"role": "system", "content": "x"}]), "messages[0].role"),
+        (base(messages=[{"role": "robot", "content": "x"}]), "messages[0].role"),
+        (
+            base(messages=[{"role": "system", "content": [{"type": "image"}]}]),
+            "messages[0].content[0].type",
+        ),
         (
             base(messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]),
             "messages[0].content[0].text",
