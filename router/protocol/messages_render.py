@@ -309,22 +309,37 @@ async def anthropic_events(
     """Translate the pipeline's chat SSE stream (``data: {...}`` events, ``[DONE]``)."""
     translator = EventTranslator(model, message_id)
     buffer = b""
-    async for piece in chat_sse:
-        buffer += piece
-        while b"\n\n" in buffer:
-            raw, buffer = buffer.split(b"\n\n", 1)
-            for line in raw.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    continue
-                try:
-                    data = orjson.loads(payload)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(data, dict):
+    try:
+        async for piece in chat_sse:
+            buffer += piece
+            while b"\n\n" in buffer:
+                raw, buffer = buffer.split(b"\n\n", 1)
+                for data in _payloads(raw):
                     for ev in translator.feed(data):
                         yield ev
-    for ev in translator.finish():
-        yield ev
+        for ev in translator.finish():
+            yield ev
+    finally:
+        # A client gone mid-stream closes this generator at a yield, where the pipeline's
+        # stream is suspended: close it now so that it records and bills the request.
+        aclose = getattr(chat_sse, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _payloads(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of one SSE event's ``data:`` lines (``[DONE]`` skipped)."""
+    out = []
+    for line in raw.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            continue
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out

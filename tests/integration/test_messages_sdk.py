@@ -320,3 +320,32 @@ def test_thinking_blocks_reach_anthropic_intact(stack: Stack, client: anthropic.
     upstream = stack.last_upstream_body()
     assert upstream["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert upstream["messages"][1]["content"][0] == thinking
+
+
+def test_client_gone_mid_stream_is_still_billed_in_full(stack: Stack) -> None:
+    control = httpx.Client(base_url=stack.mock.base_url)
+    control.post("/_mock/config", json={"tokens_per_s": 40, "reply_tokens": 40})
+    try:
+        body = {
+            "model": "mock-hosted",
+            "max_tokens": 64,
+            "stream": True,
+            "messages": [{"role": "user", "content": "a long story please"}],
+        }
+        with httpx.stream(
+            "POST",
+            stack.gateway.base_url + "/v1/messages",
+            json=body,
+            headers={"x-api-key": stack.secret},
+            timeout=30,
+        ) as r:
+            request_id = r.headers["x-request-id"]
+            for line in r.iter_lines():
+                if "content_block_delta" in line:
+                    break  # leave after the first token
+        rec = stack.record(request_id)
+        assert rec.completion_tokens == 40 and not rec.estimated  # the upstream's own count
+        assert rec.cost_usd == pytest.approx(priced("mock-hosted", rec.prompt_tokens, 40))
+    finally:
+        control.post("/_mock/config", json={"tokens_per_s": 0, "reply_tokens": None})
+        control.close()

@@ -162,3 +162,24 @@ def test_upstream_error_mid_stream_becomes_an_error_event() -> None:
     events = run([chunk({"content": "Hi"}), {"error": error}])
     assert events[-1] == {"type": "error", "error": {"type": "api_error", "message": "cut"}}
     assert "message_stop" not in [e["type"] for e in events]
+
+
+def test_closing_the_events_closes_the_pipeline_stream() -> None:
+    closed: list[bool] = []
+
+    async def pipeline() -> AsyncIterator[bytes]:
+        try:
+            for i in range(100):
+                yield b"data: " + orjson.dumps(chunk({"content": f" w{i}"})) + b"\n\n"
+        finally:
+            closed.append(True)  # where the pipeline records and bills the request
+
+    async def leave_early() -> None:
+        events = anthropic_events(pipeline(), "m", "id")
+        async for ev in events:
+            if b"content_block_delta" in ev:
+                break
+        await events.aclose()
+
+    asyncio.run(leave_early())
+    assert closed == [True]
