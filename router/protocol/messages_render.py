@@ -10,7 +10,7 @@ include, so a client adding them up counts each prompt token once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
@@ -305,7 +305,7 @@ class EventTranslator:
 
 async def anthropic_events(
     chat_sse: AsyncIterator[bytes], model: str, message_id: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Translate the pipeline's chat SSE stream (``data: {...}`` events, ``[DONE]``)."""
     translator = EventTranslator(model, message_id)
     buffer = b""
