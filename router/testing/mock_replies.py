@@ -73,6 +73,8 @@ class Reply:
     choices: tuple[ChoiceReply, ...]
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Prompt tokens reported as read from OpenAI's prompt cache (within ``prompt_tokens``)."""
     stream_parts: list[SseEvent] = field(default_factory=list, compare=False, repr=False)
 
     def usage(self) -> dict[str, Any]:
@@ -81,7 +83,10 @@ class Reply:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": min(self.cached_tokens, self.prompt_tokens),
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -310,6 +315,7 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
         completion_tokens=(
             config.completion_tokens if config.completion_tokens is not None else completion
         ),
+        cached_tokens=config.cached_tokens,
     )
 
 

@@ -349,3 +349,36 @@ def test_client_gone_mid_stream_is_still_billed_in_full(stack: Stack) -> None:
     finally:
         control.post("/_mock/config", json={"tokens_per_s": 0, "reply_tokens": None})
         control.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_cached_tokens_are_discounted(stack: Stack, stream: bool) -> None:
+    control = httpx.Client(base_url=stack.mock.base_url)
+    control.post("/_mock/config", json={"prompt_tokens": 1000, "cached_tokens": 600})
+    try:
+        body: dict[str, Any] = {
+            "model": "mock-hosted",
+            "max_tokens": 16,
+            "stream": stream,
+            "messages": [{"role": "user", "content": f"cached prefix please {stream}"}],
+        }
+        headers = {"x-api-key": stack.secret}
+        url = stack.gateway.base_url + "/v1/messages"
+        if stream:
+            with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as r:
+                request_id = r.headers["x-request-id"]
+                events = [line for line in r.iter_lines() if line.startswith("data:")]
+            usage = next(e for e in events if "message_delta" in e)
+            assert '"cache_read_input_tokens":600' in usage and '"input_tokens":400' in usage
+        else:
+            r = httpx.post(url, json=body, headers=headers, timeout=30)
+            request_id = r.headers["x-request-id"]
+            assert r.json()["usage"]["cache_read_input_tokens"] == 600
+            assert r.json()["usage"]["input_tokens"] == 400
+        rec = stack.record(request_id)
+        assert (rec.prompt_tokens, rec.cache_read_tokens) == (1000, 600)
+        out = rec.completion_tokens
+        assert rec.cost_usd == pytest.approx((400 * 2.5 + 600 * 1.25 + out * 10.0) / 1e6)
+    finally:
+        control.post("/_mock/config", json={"prompt_tokens": None, "cached_tokens": 0})
+        control.close()
