@@ -25,6 +25,11 @@ BlockType = Literal[
 ]
 MAX_STOP_SEQUENCES = 4
 """The chat pipeline carries OpenAI's limit of four stop sequences."""
+SOURCE_FIELD = "x_router_protocol"
+"""A top-level field of the translated body marking it as translated from Messages. It survives
+the copies the pipeline makes of the body (the guard's redaction); the litellm backend forwards
+only the fields it knows, and the OpenAI-compatible backend sends :func:`openai_body` instead."""
+SOURCE = "anthropic-messages"
 
 
 class CacheControl(BaseModel):
@@ -377,7 +382,11 @@ def chat_messages(req: CountTokensRequest) -> list[dict[str, Any]]:
 
 def chat_body(req: CountTokensRequest) -> dict[str, Any]:
     """The OpenAI chat request body for ``req`` (a count_tokens body gets no sampling fields)."""
-    body: dict[str, Any] = {"model": req.model, "messages": chat_messages(req)}
+    body: dict[str, Any] = {
+        "model": req.model,
+        "messages": chat_messages(req),
+        SOURCE_FIELD: SOURCE,
+    }
     if req.tools:
         body["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(req.tools)]
     if req.tool_choice is not None:
@@ -421,3 +430,37 @@ def to_chat_request(req: CountTokensRequest) -> ChatRequest:
         raise invalid_request_from(exc) from None
     chat._raw = body
     return chat
+
+
+def _without_cache_control(item: Any) -> Any:
+    if not isinstance(item, dict) or "cache_control" not in item:
+        return item
+    return {k: v for k, v in item.items() if k != "cache_control"}
+
+
+def openai_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without what only Anthropic reads, for an OpenAI-compatible upstream.
+
+    Drops the marker, ``thinking``, top-level and per-block ``cache_control`` and the assistant
+    turns' ``thinking_blocks`` (OpenAI refuses fields it does not know); the rest is already
+    OpenAI's chat request. A body not translated from Messages is returned as it is.
+    """
+    if SOURCE_FIELD not in body:
+        return body
+    drop = (SOURCE_FIELD, "thinking", "cache_control")
+    out = {k: v for k, v in body.items() if k not in drop}
+    messages = []
+    for msg in body.get("messages") or []:
+        if not isinstance(msg, dict):
+            messages.append(msg)
+            continue
+        msg = {k: v for k, v in msg.items() if k != "thinking_blocks"}
+        if isinstance(msg.get("content"), list):
+            msg["content"] = [_without_cache_control(p) for p in msg["content"]]
+        if isinstance(msg.get("tool_calls"), list):
+            msg["tool_calls"] = [_without_cache_control(c) for c in msg["tool_calls"]]
+        messages.append(msg)
+    out["messages"] = messages
+    if isinstance(body.get("tools"), list):
+        out["tools"] = [_without_cache_control(t) for t in body["tools"]]
+    return out

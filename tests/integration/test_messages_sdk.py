@@ -301,6 +301,35 @@ def test_cache_control_reaches_anthropic_and_cached_tokens_are_discounted(
     assert rec_read.cost_usd == pytest.approx((fresh * 3.0 + cached * 0.3 + out * 15.0) / 1e6)
 
 
+def test_openai_compatible_model_gets_no_anthropic_only_fields(
+    stack: Stack, client: anthropic.Anthropic
+) -> None:
+    cc: Any = {"type": "ephemeral"}
+    thinking: Any = {"type": "thinking", "thinking": "hm", "signature": "c2ln"}
+    client.messages.create(
+        model="mock-hosted",
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        system=[{"type": "text", "text": "sys", "cache_control": cc}],
+        messages=[
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hello!"}]},
+            {"role": "user", "content": [{"type": "text", "text": "again", "cache_control": cc}]},
+        ],
+    )
+    upstream = stack.last_upstream_body()
+    assert upstream["messages"][0] == {
+        "role": "system",
+        "content": [{"type": "text", "text": "sys"}],
+    }
+    assert upstream["messages"][2] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hello!"}],
+    }
+    assert not {"thinking", "x_router_protocol", "cache_control"} & set(upstream)
+    assert "cache_control" not in str(upstream)
+
+
 def test_thinking_blocks_reach_anthropic_intact(stack: Stack, client: anthropic.Anthropic) -> None:
     thinking: Any = {
         "type": "thinking",

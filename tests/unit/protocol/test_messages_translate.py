@@ -9,6 +9,9 @@ import pytest
 
 from router.errors import InvalidRequest
 from router.protocol.messages import (
+    SOURCE,
+    SOURCE_FIELD,
+    openai_body,
     parse_count_tokens_request,
     parse_messages_request,
     to_chat_request,
@@ -269,3 +272,36 @@ def test_count_tokens_body_needs_no_max_tokens() -> None:
     )
     body = to_chat_request(req).raw_body()
     assert "max_tokens" not in body and body["messages"] == [{"role": "user", "content": "x"}]
+
+
+def test_openai_body_drops_what_only_anthropic_reads() -> None:
+    cc = {"type": "ephemeral"}
+    body = chat(
+        base(
+            system=[{"type": "text", "text": "sys", "cache_control": cc}],
+            thinking={"type": "adaptive"},
+            cache_control=cc,
+            tools=[{**TOOL, "cache_control": cc}],
+            messages=[
+                {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": cc}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "t", "signature": "s"},
+                        {"type": "text", "text": "a"},
+                    ],
+                },
+                {"role": "user", "content": "next"},
+            ],
+        )
+    )
+    assert body[SOURCE_FIELD] == SOURCE
+    plain = openai_body(body)
+    text = orjson.dumps(plain).decode()
+    for anthropic_only in ("cache_control", "thinking", SOURCE_FIELD):
+        assert anthropic_only not in text
+    assert plain["messages"][0] == {"role": "system", "content": [{"type": "text", "text": "sys"}]}
+    assert plain["messages"][2] == {"role": "assistant", "content": [{"type": "text", "text": "a"}]}
+    assert body["messages"][0]["content"][0]["cache_control"] == cc  # the original is kept
+    chat_request = {"model": "m", "messages": [], "cache_control": cc}
+    assert openai_body(chat_request) is chat_request  # chat clients' fields are theirs
