@@ -24,7 +24,7 @@ from router.api.protocol import ChatRequest
 from router.api.responses import JSONBytesResponse
 from router.budget.admission import check_request
 from router.context import RequestContext
-from router.errors import ContextLengthExceeded, NotFound, RouterError
+from router.errors import ContextLengthExceeded, NotFound, RouterError, Unauthenticated
 from router.pipeline import ChatOutcome
 from router.protocol.messages import (
     parse_count_tokens_request,
@@ -56,6 +56,8 @@ def anthropic_error(err: RouterError, headers: dict[str, str]) -> Response:
     h = dict(headers)
     h.update(err.headers)
     message = err.message
+    if isinstance(err, Unauthenticated) and err.code == "missing_api_key":
+        message = "Missing API key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
     if err.param and err.param not in message:
         # Anthropic's error has no ``param``: the message names the field, as Anthropic's do
         message = f"{err.param}: {message}"

@@ -230,6 +230,8 @@ def test_auth_by_x_api_key_or_bearer(stack: Stack) -> None:
     body = {"model": "mock-hosted", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
     bearer = httpx.post(url, json=body, headers={"authorization": f"Bearer {stack.secret}"})
     assert bearer.status_code == 200 and bearer.json()["type"] == "message"
+    missing = httpx.post(url, json=body)
+    assert missing.status_code == 401 and "x-api-key" in missing.json()["error"]["message"]
     wrong = httpx.post(url, json=body, headers={"x-api-key": "sk-wrong"})
     assert wrong.status_code == 401
     assert wrong.json()["error"]["type"] == "authentication_error"
