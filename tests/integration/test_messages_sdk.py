@@ -413,3 +413,27 @@ def test_openai_cached_tokens_are_discounted(stack: Stack, stream: bool) -> None
     finally:
         control.post("/_mock/config", json={"prompt_tokens": None, "cached_tokens": 0})
         control.close()
+
+
+def test_cache_hit_is_served_as_a_message_and_a_stream(
+    stack: Stack, client: anthropic.Anthropic
+) -> None:
+    ask: list[Any] = [{"role": "user", "content": "What is a cached answer, exactly?"}]
+    first = client.messages.with_raw_response.create(
+        model="mock-hosted", max_tokens=64, messages=ask, extra_body={"temperature": 0}
+    )
+    assert first.headers["x-router-cache"] == "miss"
+    upstream = stack.mock_stats()["total_requests"]
+    again = client.messages.with_raw_response.create(
+        model="mock-hosted", max_tokens=64, messages=ask, extra_body={"temperature": 0}
+    )
+    assert again.headers["x-router-cache"] == "hit-exact"
+    assert again.parse().content == first.parse().content
+    with client.messages.stream(
+        model="mock-hosted", max_tokens=64, messages=ask, extra_body={"temperature": 0}
+    ) as s:
+        streamed = s.get_final_message()
+        assert s.response.headers["x-router-cache"] == "hit-exact"
+    assert streamed.content[0].text == first.parse().content[0].text  # type: ignore[union-attr]
+    assert stack.mock_stats()["total_requests"] == upstream
+    assert stack.record(again.headers["x-request-id"]).cost_usd == 0.0
