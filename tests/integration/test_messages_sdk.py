@@ -437,3 +437,20 @@ def test_cache_hit_is_served_as_a_message_and_a_stream(
     assert streamed.content[0].text == first.parse().content[0].text  # type: ignore[union-attr]
     assert stack.mock_stats()["total_requests"] == upstream
     assert stack.record(again.headers["x-request-id"]).cost_usd == 0.0
+
+
+def test_count_tokens_bad_input_and_unknown_model(stack: Stack) -> None:
+    url = stack.gateway.base_url + "/v1/messages/count_tokens"
+    headers = {"x-api-key": stack.secret}
+    bad = httpx.post(
+        url,
+        json={"model": "mock-hosted", "messages": [{"role": "user", "content": 7}]},
+        headers=headers,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    assert "'messages[0].content'" in bad.json()["error"]["message"]
+    unknown = httpx.post(
+        url, json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}, headers=headers
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
