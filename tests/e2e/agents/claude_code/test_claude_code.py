@@ -68,7 +68,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
 
 
-def run_claude(claude: Path, stack: Stack, home: Path, prompt: str, *args: str) -> dict[str, Any]:
+def run_claude(
+    claude: Path, stack: Stack, home: Path, prompt: str, *args: str, model: str = "mock-hosted"
+) -> dict[str, Any]:
     """``claude -p PROMPT --output-format json ARGS`` pointed at the gateway; its result."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -76,9 +78,9 @@ def run_claude(claude: Path, stack: Stack, home: Path, prompt: str, *args: str) 
         "CLAUDE_CONFIG_DIR": str(home / ".claude"),
         "ANTHROPIC_BASE_URL": stack.gateway.base_url,
         "ANTHROPIC_API_KEY": stack.secret,
-        "ANTHROPIC_MODEL": "mock-hosted",
-        "ANTHROPIC_SMALL_FAST_MODEL": "mock-hosted",
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "mock-hosted",
+        "ANTHROPIC_MODEL": model,
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
@@ -94,8 +96,8 @@ def run_claude(claude: Path, stack: Stack, home: Path, prompt: str, *args: str) 
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
+    assert done.returncode == (1 if result.get("is_error") else 0), done.stderr[-2000:]
     return result
 
 
@@ -140,3 +142,13 @@ def test_tool_call_round_trip(claude: Path, stack: Stack, tmp_path: Path) -> Non
     tool_results = [m for m in upstream["messages"] if m["role"] == "tool"]
     assert tool_results, upstream["messages"][-3:]
     assert len(stack.ledger()) - before >= 2
+
+
+def test_context_overflow_is_recognised_as_prompt_too_long(
+    claude: Path, stack: Stack, tmp_path: Path
+) -> None:
+    before = stack.mock_stats()["total_requests"]
+    out = run_claude(claude, stack, tmp_path, "Say hello", "--max-turns", "1", model="small-only")
+    assert out["is_error"] is True and out["api_error_status"] == 400
+    assert out["terminal_reason"] == "prompt_too_long"  # Claude Code read Anthropic's wording
+    assert stack.mock_stats()["total_requests"] == before
