@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.admin import ROUTES as ADMIN_ROUTES
+from router.api.anthropic_messages import count_tokens, messages
 from router.api.chat import chat_completions
 from router.api.dashboard import ROUTES as REPORT_ROUTES
 from router.api.embeddings import create_embeddings
@@ -109,6 +110,8 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
         Route("/v1/embeddings", create_embeddings, methods=["POST"]),
         Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -55,6 +55,22 @@ class InvalidRequest(RouterError):
     default_code = "invalid_request"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """No model the request may go to can hold its prompt and output limit.
+
+    OpenAI's ``context_length_exceeded`` code: clients that trim and retry recognise it.
+    ``tokens`` is the gateway's count of the request, ``limit_tokens`` the largest window it
+    was checked against.
+    """
+
+    default_code = "context_length_exceeded"
+
+    def __init__(self, message: str, *, tokens: int, limit_tokens: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.tokens = tokens
+        self.limit_tokens = limit_tokens
+
+
 class Unauthenticated(RouterError):
     """Missing or invalid API key."""
 

@@ -37,6 +37,8 @@ PASSTHROUGH = (
     "top_logprobs",
     "parallel_tool_calls",
     "reasoning_effort",
+    "thinking",
+    "cache_control",
 )
 
 
@@ -71,6 +73,9 @@ class LiteLLMBackend:
             timeout=timeouts.total_s,
             num_retries=0,
             drop_params=True,
+            # litellm imports its MCP bridge (and the optional ``mcp`` package) for any request
+            # with tools unless told not to; the gateway never uses MCP tools through litellm.
+            _skip_mcp_handler=True,
         )
         if target.endpoint:
             kwargs["api_base"] = target.endpoint

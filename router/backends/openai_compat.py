@@ -21,12 +21,13 @@ from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
+from router.protocol.messages import openai_body
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
     """The request body sent upstream: the client's fields as sent, the target's model name,
     and, for streams, a request for the usage chunk (the gateway always bills from it)."""
-    body = dict(req.raw_body())
+    body = dict(openai_body(req.raw_body()))  # a translated Messages body loses Anthropic's fields
     if target.extra_body:
         body.update(target.extra_body)
     body["model"] = target.wire_model

@@ -11,8 +11,15 @@ def cost_usd(price: Price | None, usage: Usage | None) -> float:
     """The cost of ``usage`` at ``price``, in US dollars (0 when either is unknown)."""
     if price is None or usage is None:
         return 0.0
+    # cached reads and writes are part of prompt_tokens, each at its own rate when priced
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    fresh = max(usage.prompt_tokens - read - write, 0)
+    read_price = price.cached_input_usd_per_mtok
+    write_price = price.cache_write_usd_per_mtok
     raw = (
-        usage.prompt_tokens * price.input_usd_per_mtok
+        fresh * price.input_usd_per_mtok
+        + read * (price.input_usd_per_mtok if read_price is None else read_price)
+        + write * (price.input_usd_per_mtok if write_price is None else write_price)
         + usage.completion_tokens * price.output_usd_per_mtok
     ) / 1_000_000
     return round(raw, 12)

@@ -101,7 +101,8 @@ class ParquetSink:
             "counterfactual_usd": pa.float64(), "latency_ms": pa.float64(),
             "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "status": pa.int64(),
             "estimated": pa.bool_(), "stream": pa.bool_(), "fallback": pa.bool_(),
-            "unmetered": pa.bool_(),
+            "unmetered": pa.bool_(), "cache_read_tokens": pa.int64(),
+            "cache_write_tokens": pa.int64(),
         }  # fmt: skip
         self._pa = pa
         self.schema = pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])

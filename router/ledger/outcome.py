@@ -66,4 +66,6 @@ def record_of(outcome: Finished, stream: bool, cache: str = "miss") -> LedgerRec
         error=outcome.error_code,
         stream=stream,
         fallback=outcome.attempts.fell_back,
+        cache_read_tokens=usage.cache_read_tokens if usage else 0,
+        cache_write_tokens=usage.cache_write_tokens if usage else 0,
     )

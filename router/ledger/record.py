@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 
@@ -43,6 +43,10 @@ class LedgerRecord:
     unmetered: bool = False
     """Served under ``fail_open`` while Redis was unreachable: its spend reached the budget
     counters only once Redis was back (reports show such spend apart)."""
+    cache_read_tokens: int = 0
+    """Prompt tokens the provider read from its prompt cache (within ``prompt_tokens``)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens the provider wrote to its prompt cache (within ``prompt_tokens``)."""
 
     @property
     def day(self) -> str:
@@ -69,7 +73,9 @@ class LedgerRecord:
         for fd in fields(cls):
             raw = f.get(fd.name, "")
             kind = str(fd.type)
-            if kind == "bool":
+            if raw == "" and fd.name not in f and fd.default is not MISSING:
+                values[fd.name] = fd.default  # a record written before the column existed
+            elif kind == "bool":
                 values[fd.name] = raw == "1"
             elif raw == "" and "None" in kind:
                 values[fd.name] = None

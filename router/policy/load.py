@@ -165,10 +165,18 @@ def bundled_price(model_name: str) -> dict[str, float] | None:
     inp, out = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
     if not isinstance(inp, int | float) or not isinstance(out, int | float):
         return None
-    return {
+    price = {
         "input_usd_per_mtok": round(inp * 1_000_000, 9),
         "output_usd_per_mtok": round(out * 1_000_000, 9),
     }
+    for field, key in (
+        ("cached_input_usd_per_mtok", "cache_read_input_token_cost"),
+        ("cache_write_usd_per_mtok", "cache_creation_input_token_cost"),
+    ):
+        value = entry.get(key)
+        if isinstance(value, int | float):
+            price[field] = round(value * 1_000_000, 9)
+    return price
 
 
 def _validation_messages(exc: ValidationError, file: Path) -> list[str]:

@@ -36,6 +36,10 @@ class Price(Strict):
     input_usd_per_mtok: Annotated[float, Field(ge=0)]
     output_usd_per_mtok: Annotated[float, Field(ge=0)]
     cached_input_usd_per_mtok: Annotated[float, Field(ge=0)] | None = None
+    """Prompt tokens read from the provider's prompt cache; unset: the input price."""
+    cache_write_usd_per_mtok: Annotated[float, Field(ge=0)] | None = None
+    """Prompt tokens written to the provider's prompt cache (Anthropic: 1.25x input for 5
+    minutes); unset: the input price."""
 
 
 class Capabilities(Strict):

@@ -14,6 +14,10 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     estimated: bool = False
+    cache_read_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of ``prompt_tokens``)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the provider's prompt cache (part of ``prompt_tokens``)."""
 
     @property
     def total_tokens(self) -> int:
@@ -28,7 +32,21 @@ class Usage:
         p, c = data.get("prompt_tokens"), data.get("completion_tokens")
         if not isinstance(p, int) or not isinstance(c, int):
             return None
-        return Usage(p, c)
+        # OpenAI: prompt_tokens_details.cached_tokens; litellm adds Anthropic's cache reads
+        # there and its cache writes as cache_creation_input_tokens (both within prompt_tokens).
+        details = data.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
+        read = _count(data.get("cache_read_input_tokens")) or _count(details.get("cached_tokens"))
+        write = _count(data.get("cache_creation_input_tokens")) or _count(
+            details.get("cache_creation_tokens")
+        )
+        read = min(read, p)
+        return Usage(p, c, cache_read_tokens=read, cache_write_tokens=min(write, p - read))
+
+
+def _count(value: Any) -> int:
+    """A token count, or 0 for anything that is not a non-negative integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass(slots=True)

@@ -31,8 +31,12 @@ class Requirements:
         if self.vision and not caps.vision:
             return "messages", "image inputs"
         if self.context_tokens > caps.context_window:
-            return "messages", f"a context of about {self.context_tokens} tokens"
+            return self.context_unmet()
         return None
+
+    def context_unmet(self) -> tuple[str, str]:
+        """What :meth:`unmet` says when the context window is the only requirement missed."""
+        return "messages", f"a context of about {self.context_tokens} tokens"
 
 
 def estimate_prompt_tokens(req: ChatRequest) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from router.context import RequestContext
-from router.errors import InvalidRequest, NotFound, PermissionDenied, ServiceUnavailable
+from router.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from router.policy.schema import ModelSpec, Policy, Route, Rule, Tier
 from router.protocol.chat_request import ChatRequest
 from router.route.capabilities import Requirements, requirements_of
@@ -87,15 +93,18 @@ def plan_request(policy: Policy, req: ChatRequest, ctx: RequestContext) -> Plan:
             )
         unmet = reqs.unmet(model)
         if unmet is not None:
-            raise InvalidRequest(
-                f"The model '{model.name}' does not support {unmet[1]}.", param=unmet[0]
+            raise _refusal(
+                f"The model '{model.name}' does not support {unmet[1]}.", unmet, reqs, (model,)
             )
         return Plan(None, reqs, (), model, None, f"model '{model.name}' requested by name")
 
     eligible = tuple(t for t in route.tiers if _eligible(policy, t, reqs))
     if not eligible:
-        field, what = _first_unmet(policy, route, reqs)
-        raise InvalidRequest(f"No model behind route '{route.alias}' supports {what}.", param=field)
+        unmet = _first_unmet(policy, route, reqs)
+        models = tuple(m for t in route.tiers if (m := policy.model(t.model)) is not None)
+        raise _refusal(
+            f"No model behind route '{route.alias}' supports {unmet[1]}.", unmet, reqs, models
+        )
 
     if ctx.route_override:
         if not route.allow_override:
@@ -113,9 +122,11 @@ def plan_request(policy: Policy, req: ChatRequest, ctx: RequestContext) -> Plan:
         model, tier = resolved
         unmet = reqs.unmet(model)
         if unmet is not None:
-            raise InvalidRequest(
+            raise _refusal(
                 f"The model '{model.name}' chosen by x-router-route does not support {unmet[1]}.",
-                param=unmet[0],
+                unmet,
+                reqs,
+                (model,),
             )
         return Plan(
             route, reqs, eligible, model, tier, f"override x-router-route={ctx.route_override}"
@@ -135,6 +146,22 @@ def plan_request(policy: Policy, req: ChatRequest, ctx: RequestContext) -> Plan:
         assert model is not None  # references are validated at load
         return Plan(route, reqs, eligible, model, only.name, f"only tier '{only.name}' is capable")
     return Plan(route, reqs, eligible, None, None, "")
+
+
+def _refusal(
+    message: str, unmet: tuple[str, str], reqs: Requirements, models: tuple[ModelSpec, ...]
+) -> InvalidRequest:
+    """A 400 for ``unmet``: ``context_length_exceeded`` when the context window is what failed."""
+    if unmet == reqs.context_unmet():
+        limit = max((m.capabilities.context_window for m in models), default=0)
+        return ContextLengthExceeded(
+            f"{message} The request needs about {reqs.context_tokens} tokens (prompt plus "
+            f"max_tokens); the largest context window here is {limit} tokens.",
+            param=unmet[0],
+            tokens=reqs.context_tokens,
+            limit_tokens=limit,
+        )
+    return InvalidRequest(message, param=unmet[0])
 
 
 def _eligible(policy: Policy, tier: Tier, reqs: Requirements) -> bool:

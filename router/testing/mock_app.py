@@ -1,7 +1,8 @@
 """The mock upstream's ASGI application: a bare, fast OpenAI-compatible HTTP surface.
 
 A plain ASGI callable (no framework routing) so that a loaded gateway, not the mock, is what a
-benchmark measures. Endpoints: ``POST /v1/chat/completions`` (JSON or SSE), ``GET /v1/models``,
+benchmark measures. Endpoints: ``POST /v1/chat/completions`` (JSON or SSE), ``POST /v1/messages``
+(Anthropic's Messages API, see :mod:`router.testing.mock_messages`), ``GET /v1/models``,
 ``GET /health``, and the control surface ``GET /_mock/stats``, ``POST /_mock/reset``,
 ``GET|POST /_mock/config``. The ``/v1`` prefix is optional.
 """
@@ -29,6 +30,8 @@ from router.testing.mock_config import (
     apply_header,
     parse_model_directives,
 )
+from router.testing.mock_messages import answer as messages_answer
+from router.testing.mock_messages import anthropic_error
 from router.testing.mock_replies import (
     MockRequestError,
     Reply,
@@ -80,6 +83,8 @@ class MockState:
         self.directives: dict[str, RequestControl] = {}
         self.replies: dict[tuple[bytes, int | None], Reply] = {}
         self.history: deque[tuple[str, list[tuple[bytes, bytes]], Any]] = deque()
+        self.prompt_cache: set[str] = set()
+        """Digests of prompt prefixes cached by ``POST /v1/messages`` (see mock_messages)."""
         self.reset(keep_config=False)
 
     def set_config(self, config: MockConfig) -> None:
@@ -99,6 +104,7 @@ class MockState:
         self.by_model: Counter[str] = Counter()
         self.by_path: Counter[str] = Counter()
         self.history.clear()
+        self.prompt_cache.clear()
         self.set_config(self.config if keep_config else self.initial_config)
 
     def control_for(self, model: str, scope: Scope) -> tuple[RequestControl, str | None]:
@@ -210,6 +216,8 @@ class MockApp:
             await self._embeddings(scope, receive, send)
         elif path == "/responses" and method == "POST":
             await self._responses(scope, receive, send)
+        elif path == "/messages" and method == "POST":
+            await self._messages(scope, receive, send)
         elif path == "/health":
             await _respond(send, 200, b'{"status":"ok"}')
         elif path == "/models" and method == "GET":
@@ -281,6 +289,37 @@ class MockApp:
             state.history.append((scope["path"], scope["headers"], body))
         answer = responses_reply(raw, state.config)
         await _respond(send, answer.status, answer.body, _SSE if answer.sse else _JSON)
+
+    async def _messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Anthropic's Messages API (``x-api-key`` auth), see :mod:`mock_messages`."""
+        state = self.state
+        state.total += 1
+        state.by_path["/messages"] += 1
+        raw = await _read_body(receive)
+        try:
+            body = orjson.loads(raw) if raw is not None else None
+        except orjson.JSONDecodeError:
+            body = None
+        if state.config.history_size:
+            state.history.append((scope["path"], scope["headers"], body))
+        model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str):
+            state.by_model[model] += 1
+        key = state.config.require_api_key
+        sent = dict(scope["headers"]).get(b"x-api-key", b"").decode("latin-1")
+        ctl, _ = state.control_for(model if isinstance(model, str) else "", scope)
+        out: bytes | list[SseEvent]
+        if key is not None and sent != key:
+            status, out = 401, anthropic_error(401, "invalid x-api-key")
+        else:
+            message_id = "msg_mock" + secrets.token_hex(10)
+            cached = state.prompt_cache
+            status, out = messages_answer(body, state.config, cached, message_id, ctl.reply_tokens)
+        if isinstance(out, bytes):
+            await _respond(send, status, out)
+            return
+        state.streams += 1
+        await _stream(out, ctl, state.config, receive, send)
 
     async def _control(self, path: str, method: str, receive: Receive, send: Send) -> None:
         state = self.state

@@ -61,6 +61,12 @@ class MockConfig(BaseModel):
     completion_tokens: int | None = Field(
         None, ge=0, description="override usage.completion_tokens"
     )
+    cached_tokens: int = Field(
+        0,
+        ge=0,
+        description="chat usage.prompt_tokens_details.cached_tokens (OpenAI's prompt-cache "
+        "reads, at most prompt_tokens)",
+    )
     models: tuple[str, ...] = Field(
         ("mock-model", "mock-local", "mock-hosted", "mock-hosted-backup"),
         description="ids listed by GET /v1/models (any model name is served)",

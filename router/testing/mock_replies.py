@@ -73,6 +73,8 @@ class Reply:
     choices: tuple[ChoiceReply, ...]
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Prompt tokens reported as read from OpenAI's prompt cache (within ``prompt_tokens``)."""
     stream_parts: list[SseEvent] = field(default_factory=list, compare=False, repr=False)
 
     def usage(self) -> dict[str, Any]:
@@ -81,7 +83,10 @@ class Reply:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": min(self.cached_tokens, self.prompt_tokens),
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,
@@ -111,6 +116,15 @@ def last_user_text(messages: list[Any]) -> str:
         if isinstance(msg, dict) and msg.get("role") == "user":
             return message_text(msg.get("content"))
     return ""
+
+
+def last_turn(messages: list[Any]) -> Any:
+    """The last message that is not a system turn (agents append system reminders after the
+    user's turn); None when there is none."""
+    for msg in reversed(messages):
+        if not (isinstance(msg, dict) and msg.get("role") in ("system", "developer")):
+            return msg
+    return None
 
 
 def count_prompt_tokens(messages: list[Any]) -> int:
@@ -175,7 +189,7 @@ def _chosen_tool(body: dict[str, Any], messages: list[Any], prompt: str) -> dict
     if isinstance(choice, dict):
         wanted = (choice.get("function") or {}).get("name")
         return next((f for f in functions if f.get("name") == wanted), functions[0])
-    last = messages[-1] if messages else None
+    last = last_turn(messages)
     asked = isinstance(last, dict) and last.get("role") == "user" and "call tool" in prompt.lower()
     if choice != "required" and not asked:
         return None
@@ -269,7 +283,7 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
     canned = judge_reply(prompt, config.judge)
     if canned is None:
         canned = next((v for k, v in config.canned.items() if k in prompt), None)
-    last = messages[-1]
+    last = last_turn(messages)
     for index in range(n):
         if tool is not None:
             choice = _tool_choice_reply(tool, prompt, index)
@@ -301,6 +315,7 @@ def build_reply(body: dict[str, Any], config: MockConfig, reply_tokens: int | No
         completion_tokens=(
             config.completion_tokens if config.completion_tokens is not None else completion
         ),
+        cached_tokens=config.cached_tokens,
     )
 
 

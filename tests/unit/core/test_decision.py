@@ -112,6 +112,8 @@ def test_context_gate_and_no_capable_model(loaded: LoadedPolicy) -> None:
     with pytest.raises(InvalidRequest) as info:
         plan_request(loaded.policy, req(model="locked", messages=long), ctx())
     assert info.value.param == "messages"
+    # the code clients that trim and retry recognise (OpenAI's), still a 400
+    assert info.value.code == "context_length_exceeded" and info.value.status == 400
 
 
 def test_unavailable_target_uses_its_first_available_fallback(tmp_path: Path) -> None:
