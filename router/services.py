@@ -21,10 +21,12 @@ from router.classify.factory import build_classifier
 from router.classify.settings import ClassifierSettings
 from router.keys.store import RedisKeyStore
 from router.learning.runtime import LearningRuntime
+from router.learning.shadow import ShadowJob
 from router.ledger.replay import Upkeep
 from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
 from router.observability.hub import Observability
+from router.pipeline.context import ChatOutcome
 from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.redis_client import RedisHandle, connect_redis
@@ -116,7 +118,13 @@ class Services:
         # and let /readyz say 503 until they are in (or failed).
         services._spawn(backends.start_local(store.current.policy))
         if redis is not None:
-            services.learning = await LearningRuntime.start(services, redis.client)
+            services.learning = await LearningRuntime.start(
+                redis.client,
+                current_policy=lambda: store.current.policy,
+                swap_head=services.swap_head,
+                backend_for=backends.for_model,
+                ledger=ledger,
+            )
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
         if spool is not None:  # what an earlier run left is replayed before ready
@@ -148,12 +156,24 @@ class Services:
         if self._effective_classifier(policy) != self._classifier_settings:
             await self._swap_classifier(policy)
 
-    def shadow_task(self, outcome: Any) -> BackgroundTask | None:
+    def shadow_task(self, outcome: ChatOutcome) -> BackgroundTask | None:
         """The response's background task that starts ``outcome``'s shadow job, if any."""
-        job = getattr(outcome, "shadow", None)
-        if job is None or self.learning is None:
+        if outcome.shadow is None or self.learning is None:
             return None
-        return BackgroundTask(self.learning.shadow.submit, job, outcome)
+        return BackgroundTask(self._submit_shadow, outcome.shadow, outcome)
+
+    async def _submit_shadow(self, job: ShadowJob, outcome: ChatOutcome) -> None:
+        """Hand the sent response's shadow job to the runner, with how the request ended."""
+        done = outcome.finished()
+        if done is None or self.learning is None:  # not recorded: the response did not end
+            return
+        await self.learning.shadow.submit(
+            job,
+            ok=done.status == 200 and done.error_code is None and not done.fell_back,
+            completion=done.completion,
+            completion_tokens=done.usage.completion_tokens if done.usage else 0,
+            policy_hash=done.policy_hash,
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, holding a reference until it ends."""

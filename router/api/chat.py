@@ -11,7 +11,7 @@ from router.api.endpoint import SSE_HEADERS, Call, serve
 from router.api.protocol import ChatRequest, parse_chat_request
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import RouterError
-from router.pipeline import ChatOutcome
+from router.pipeline.context import ChatOutcome
 
 
 class ChatAdapter:

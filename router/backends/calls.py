@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,11 +35,16 @@ class Attempts:
     @property
     def fell_back(self) -> bool:
         """Whether a model other than the first one answered."""
-        return (
-            bool(self.failures)
-            and self.model is not None
-            and any(name != self.model.name for name, _ in self.failures)
-        )
+        return fell_back(self.failures, self.model)
+
+
+def fell_back(failures: Sequence[tuple[str, str]], answered: ModelSpec | None) -> bool:
+    """Whether ``answered`` is not the model whose attempts failed (a fallback answered)."""
+    return (
+        bool(failures)
+        and answered is not None
+        and any(name != answered.name for name, _ in failures)
+    )
 
 
 def _retryable(policy: RetryPolicy) -> Callable[[BaseException], bool]:

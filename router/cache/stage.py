@@ -1,6 +1,6 @@
 """The cache stages of the pipeline (4, 6 and 12) in a form that needs no try/except.
 
-``router/pipeline.py`` uses it like this (see ``docs/caching.md``, "Wiring")::
+``router/pipeline/run.py`` uses it like this (see ``docs/caching.md``, "Wiring")::
 
     stage = CacheStage.begin(services.cache, req, ctx.tenant, policy.cache, ctx.cache_headers)
     hit = await stage.exact() if stage else None                     # stage 4
