@@ -9,7 +9,6 @@ fallbacks in one Redis round trip, and, when a budget is exhausted and the polic
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound, RedisKeyStore
 from router.policy.load import LoadedPolicy
-from router.route.decision import Plan, RouteDecision, decide
+from router.route.decision import Downgrade, Plan, RouteDecision, adjust
 
 log = structlog.get_logger("router.budget")
 MASTER_KEY_ID = "master"
@@ -72,23 +71,6 @@ def scopes_for(
         g = settings.global_
         scopes.append(BudgetScope(scope_name("g"), "global", g.limit_usd, g.window))
     return tuple(scopes), tuple(limits)
-
-
-def downgraded(loaded: LoadedPolicy, plan: Plan, decision: RouteDecision) -> RouteDecision | None:
-    """``decision`` moved to its route's local (first eligible) tier; None if already there."""
-    route = plan.route
-    if route is None:
-        return None
-    tier = (plan.eligible or route.tiers)[0]
-    model = loaded.policy.model(tier.model)
-    if model is None or model.name == decision.target.name:
-        return None
-    local_plan = dataclasses.replace(
-        plan, pinned=model, pinned_tier=tier.name, reason=f"budget exhausted: tier '{tier.name}'"
-    )
-    local = decide(loaded.policy, loaded.hash, local_plan, decision.score)
-    # No fallback from the local tier: a budget-exhausted request must not reach a dearer model.
-    return dataclasses.replace(local, fallbacks=())
 
 
 def hold_meta(ctx: RequestContext, decision: RouteDecision, policy_hash: str, stream: bool) -> str:
@@ -154,7 +136,9 @@ async def admit(
         meta = hold_meta(ctx, decision, loaded.hash, req.stream)
         hold = await _reserve_for(budgets, settings, scopes, limits, req, decision, meta)
     except BudgetExceeded:
-        local = downgraded(loaded, plan, decision) if settings.action == "downgrade" else None
+        local = None
+        if settings.action == "downgrade":
+            local = adjust(loaded.policy, loaded.hash, plan, decision, Downgrade())
         if local is None:
             raise
         meta = hold_meta(ctx, local, loaded.hash, req.stream)

@@ -31,14 +31,16 @@ from router.classify.base import Classification
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError
-from router.guard.stage import RequestGuard, guard_request
+from router.guard.backend import guarded
+from router.guard.stage import GuardVerdict, guard_request
 from router.learning.shadow import plan_shadow
 from router.ledger.drain import UpstreamReader
 from router.pipeline.context import ChatOutcome, Run, response_headers
 from router.pipeline.record import record
 from router.pipeline.stream import relay, replay
 from router.policy.load import LoadedPolicy
-from router.route.decision import Plan, decide, plan_request
+from router.policy.schema import ModelSpec
+from router.route.decision import Plan, adjust, decide, plan_request
 from router.route.share import share_thresholds
 from router.services import Services
 
@@ -74,6 +76,13 @@ def _headers(run: Run) -> dict[str, str]:
         h["x-router-fallback"] = "; ".join(reasons)
     h.update(run.headers)
     return h
+
+
+def _called(run: Run) -> tuple[ModelSpec, ...]:
+    """The models the request was sent to: those that failed, and the one that answered."""
+    failed = {name for name, _ in run.attempts.failures}
+    d = run.decision
+    return tuple(m for m in (d.target, *d.fallbacks) if m.name in failed or m is run.attempts.model)
 
 
 async def _classify(services: Services, req: ChatRequest) -> Classification:
@@ -133,7 +142,7 @@ async def run_chat(
 
 async def _route(
     services: Services, loaded: LoadedPolicy, req: ChatRequest, ctx: RequestContext
-) -> tuple[Run, Plan, RequestGuard | None, CacheStage | None, CacheHit | None]:
+) -> tuple[Run, Plan, GuardVerdict | None, CacheStage | None, CacheHit | None]:
     """Stages 1 to 7: the plan, the guard, the cache lookups, the score and the decision."""
     policy = loaded.policy
     check_request(services.keys, req, ctx)  # the key's model list, before the cache may answer
@@ -166,8 +175,8 @@ async def _route(
     decision = decide(
         policy, loaded.hash, plan, classification.score if classification else None, thresholds
     )
-    if guard is not None:  # a request pinned local keeps only local fallbacks
-        decision = guard.constrain(decision)
+    if guard is not None and guard.keep_local is not None:  # pinned: local models only
+        decision = adjust(policy, loaded.hash, plan, decision, guard.keep_local) or decision
     run = Run(ctx, loaded.hash, req, decision, classification)
     run.planned, run.routed = planned, time.perf_counter()
     run.headers[RESULT_HEADER] = "miss"
@@ -179,7 +188,7 @@ async def _answer_from_cache(
     loaded: LoadedPolicy,
     run: Run,
     hit: CacheHit,
-    guard: RequestGuard | None,
+    guard: GuardVerdict | None,
 ) -> ChatOutcome:
     """Answer from the cache: no budget, no upstream, zero cost; request-rate limits apply."""
     admission = await admit_cache_hit(  # rate-limited: refused, not served from the cache
@@ -206,7 +215,7 @@ async def _answer(
     loaded: LoadedPolicy,
     run: Run,
     plan: Plan,
-    guard: RequestGuard | None,
+    guard: GuardVerdict | None,
     cache: CacheStage | None,
 ) -> ChatOutcome:
     """Stages 8 to 12: admit, call the target (retries, fallbacks), cache the answer."""
@@ -236,12 +245,11 @@ async def _answer(
         classification.source if classification is not None else "",
         ctx.request_id,
         ctx.tenant,
-        guarded=guard is not None and (guard.pinned_local or bool(guard.found)),
+        guarded=guard is not None and not guard.shadowable,
     )
     backend_for: BackendFor = services.backends.for_model
     if guard is not None:  # per target: redact for hosted models, rewrite their answers
-        run.headers.update(guard.headers)
-        backend_for = guard.backend_for(backend_for, run.headers)
+        backend_for = guarded(backend_for, guard)
     embedding = classification.embedding if classification is not None else None
     if not req.stream:
         try:
@@ -250,6 +258,8 @@ async def _answer(
             )
         finally:
             run.upstream_s = time.perf_counter() - run.admitted
+        if guard is not None:
+            run.headers.update(guard.response_headers(_called(run)))
         run.completion = completion
         run.usage = completion.usage
         run.cost_usd = model_cost_usd(run.answered, completion.usage)
@@ -263,6 +273,8 @@ async def _answer(
         )
     finally:
         run.upstream_s = time.perf_counter() - run.admitted
+    if guard is not None:
+        run.headers.update(guard.response_headers(_called(run)))
     recorder = cache.recorder(run.answered.name, embedding) if cache is not None else None
     stream = relay(services, run, first, UpstreamReader(rest), recorder, shadow)
     return ChatOutcome(_headers(run), None, stream, shadow, run)
