@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -58,9 +56,10 @@ def _falls_back(exc: UpstreamError) -> bool:
 
 
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
-    """Tenacity for the attempts after the first (which already failed and waited)."""
+    """Tenacity for all of a target's attempts: ``policy.attempts`` in all, with exponential
+    backoff and jitter between them (the only backoff formula of the request path)."""
     return AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts - 1),
+        stop=stop_after_attempt(policy.attempts),
         wait=wait_exponential_jitter(
             multiplier=policy.backoff_s, max=policy.max_backoff_s, jitter=policy.backoff_s
         ),
@@ -79,7 +78,9 @@ async def _with_retries(
     """Run ``call``; on a retryable failure, back off and retry per ``policy`` (tenacity).
 
     The first attempt runs outside tenacity: on the success path, which is nearly every
-    request, its per-attempt bookkeeping would be pure overhead.
+    request, its per-attempt bookkeeping would be pure overhead. After a retryable failure,
+    tenacity takes over from that failure as its own first attempt, so the waits and the
+    attempt count are tenacity's alone.
     """
     try:
         return await call()
@@ -87,9 +88,12 @@ async def _with_retries(
         attempts.failures.append((model, exc.code or "error"))
         if policy.attempts <= 1 or not _retryable(policy)(exc):
             raise
-    await asyncio.sleep(min(policy.max_backoff_s, policy.backoff_s * (1 + random.random())))
+        failed: UpstreamError | None = exc
     async for attempt in _retrying(policy):
         with attempt:
+            if failed is not None:  # attempt 1 already ran: hand tenacity its failure
+                error, failed = failed, None
+                raise error
             try:
                 return await call()
             except UpstreamError as exc:
