@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.api.protocol import ChatRequest
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec, Policy, Timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,25 @@ class Chunk:
     """The chunk's JSON exactly as the upstream sent it, when it can be forwarded unchanged."""
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One model to call, with the policy's timeouts for it resolved (the model's own, else
+    the policy's defaults), so that a backend needs nothing but the request and its target."""
+
+    model: ModelSpec
+    timeouts: Timeouts
+
+    @property
+    def name(self) -> str:
+        """The policy name of the model."""
+        return self.model.name
+
+    @classmethod
+    def of(cls, policy: Policy, model: ModelSpec) -> Target:
+        """``model`` with the timeouts ``policy`` sets for it."""
+        return cls(model, policy.timeouts_for(model))
+
+
 class Backend(Protocol):
     """A client for one kind of upstream (``openai_compat``, ``litellm``, ``local``).
 
@@ -66,11 +85,11 @@ class Backend(Protocol):
     :mod:`router.backends.calls`.
     """
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Call ``target`` and return the whole completion."""
         ...
 
-    def stream(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> AsyncIterator[Chunk]:
+    def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Call ``target`` and yield its chunks as they arrive, the usage chunk included."""
         ...
 

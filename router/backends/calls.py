@@ -10,7 +10,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from router.api.protocol import ChatRequest
-from router.backends.base import Backend, Chunk, Completion
+from router.backends.base import Backend, Chunk, Completion, Target
 from router.errors import RETRY_CLASSES, UpstreamAuthError, UpstreamError
 from router.policy.schema import ModelSpec, Policy, RetryPolicy
 from router.route.decision import RouteDecision
@@ -111,21 +111,22 @@ async def complete_with_fallbacks(
 ) -> Completion:
     """Return the first successful completion among the target and its fallbacks."""
     last: UpstreamError | None = None
-    for target in _candidates(decision):
-        backend = backend_for(target)
+    for model in _candidates(decision):
+        backend = backend_for(model)
+        target = Target.of(policy, model)
 
-        async def call(backend: Backend = backend, target: ModelSpec = target) -> Completion:
-            return await backend.complete(req, target, policy)
+        async def call(backend: Backend = backend, target: Target = target) -> Completion:
+            return await backend.complete(req, target)
 
         try:
-            result = await _with_retries(call, policy.retry_for(target), target.name, attempts)
+            result = await _with_retries(call, policy.retry_for(model), model.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
-            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            log.warning("upstream_failed", model=model.name, code=exc.code, error=exc.message)
             continue
-        attempts.model = target
+        attempts.model = model
         return result
     assert last is not None
     raise last
@@ -144,13 +145,14 @@ async def open_stream_with_fallbacks(
     seen output, and a failure becomes an error event on the stream.
     """
     last: UpstreamError | None = None
-    for target in _candidates(decision):
-        backend = backend_for(target)
+    for model in _candidates(decision):
+        backend = backend_for(model)
+        target = Target.of(policy, model)
 
         async def call(
-            backend: Backend = backend, target: ModelSpec = target
+            backend: Backend = backend, target: Target = target
         ) -> tuple[Chunk, AsyncIterator[Chunk]]:
-            it = backend.stream(req, target, policy).__aiter__()
+            it = backend.stream(req, target).__aiter__()
             try:
                 return await it.__anext__(), it
             except StopAsyncIteration:
@@ -159,14 +161,14 @@ async def open_stream_with_fallbacks(
                 ) from None
 
         try:
-            first, it = await _with_retries(call, policy.retry_for(target), target.name, attempts)
+            first, it = await _with_retries(call, policy.retry_for(model), model.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
-            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            log.warning("upstream_failed", model=model.name, code=exc.code, error=exc.message)
             continue
-        attempts.model = target
+        attempts.model = model
         return first, it
     assert last is not None
     raise last

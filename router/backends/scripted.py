@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from router.api.protocol import ChatRequest
-from router.backends.base import Chunk, Completion, Usage
+from router.backends.base import Chunk, Completion, Target, Usage
 from router.errors import UpstreamError
-from router.policy.schema import ModelSpec, Policy
 
 
 def completion_body(model: str, text: str, usage: Usage) -> dict[str, object]:
@@ -55,12 +54,12 @@ class ScriptedBackend:
     cut_error: UpstreamError | None = None
     calls: list[tuple[str, ChatRequest]] = field(default_factory=list)
 
-    def _maybe_fail(self, target: ModelSpec) -> None:
+    def _maybe_fail(self, target: Target) -> None:
         queue = self.errors.get(target.name)
         if queue:
             raise queue.pop(0)
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Answer or fail as scripted."""
         self.calls.append((target.name, req))
         self._maybe_fail(target)
@@ -68,9 +67,7 @@ class ScriptedBackend:
             completion_body(target.name, self.reply, self.usage), self.usage, target.name
         )
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Stream the reply word by word, then a usage chunk, or fail as scripted."""
         self.calls.append((target.name, req))
         self._maybe_fail(target)

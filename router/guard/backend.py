@@ -14,13 +14,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from router.api.protocol import ChatRequest
-from router.backends.base import Backend, Chunk, Completion
+from router.backends.base import Backend, Chunk, Completion, Target
 from router.errors import InvalidRequest
 from router.guard.output import masked_kinds
 from router.guard.redact import Redacted, redact_request
 from router.guard.rewrite import AnswerRules, StreamRewriter
 from router.guard.stage import GuardVerdict, is_local
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec
 
 BackendFor = Callable[[ModelSpec], Backend]
 
@@ -33,13 +33,11 @@ class _Prepared:
         self._redacted: Redacted | None = None
         self._request: ChatRequest | None = None
 
-    def __call__(
-        self, req: ChatRequest, target: ModelSpec
-    ) -> tuple[ChatRequest, AnswerRules | None]:
+    def __call__(self, req: ChatRequest, target: Target) -> tuple[ChatRequest, AnswerRules | None]:
         """The request ``target`` may see, and how to rewrite its answer (None: as is)."""
         verdict = self.verdict
         settings = verdict.settings
-        if is_local(target, settings):
+        if is_local(target.model, settings):
             return req, None
         if verdict.pinned_local:  # defence in depth: keep_local already removed hosted targets
             raise InvalidRequest(
@@ -70,20 +68,18 @@ class GuardedBackend:
         self._inner = inner
         self._prepare = prepare
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Call ``target`` with the request it may see; rewrite a hosted answer."""
         sent, rules = self._prepare(req, target)
-        completion = await self._inner.complete(sent, target, policy)
+        completion = await self._inner.complete(sent, target)
         if rules is not None:
             completion.body = rules.completion(completion.body)
         return completion
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Stream from ``target`` with the request it may see; rewrite a hosted answer."""
         sent, rules = self._prepare(req, target)
-        it = self._inner.stream(sent, target, policy)
+        it = self._inner.stream(sent, target)
         try:
             if rules is None:
                 async for chunk in it:

@@ -28,7 +28,7 @@ import orjson
 import structlog
 
 from router.api.protocol import ChatRequest, parse_chat_request
-from router.backends.base import Backend, Chunk, Completion, Usage
+from router.backends.base import Backend, Chunk, Completion, Target, Usage
 from router.budget.pricing import model_cost_usd
 from router.learning import judge as jd
 from router.learning import keys as lk
@@ -277,7 +277,7 @@ class ShadowRunner:
 
     async def _call(self, model: ModelSpec, req: ChatRequest, policy: Policy) -> Completion:
         backend = self.backend_for(model)
-        return await backend.complete(req, model, policy)
+        return await backend.complete(req, Target.of(policy, model))
 
     async def _judge(
         self, job: ShadowJob, weak: str, strong: str, policy: Policy
