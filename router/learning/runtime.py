@@ -29,6 +29,7 @@ from router.learning.heads_store import HeadStore
 from router.learning.shadow import ShadowRunner
 from router.ledger.writer import Ledger
 from router.policy.schema import ModelSpec, Policy
+from router.tasks import Tasks
 
 SwapHead = Callable[[str | None], Awaitable[None]]
 """Serve the head in a folder (None: the policy's own), without a restart."""
@@ -47,13 +48,15 @@ class LearningRuntime:
         swap_head: SwapHead,
         backend_for: Callable[[ModelSpec], Backend],
         ledger: Ledger | None,
+        tasks: Tasks,
     ) -> None:
         """Keep state in ``redis``; heads are unpacked under ``heads_root`` and served through
-        ``swap_head``; shadow calls go through ``backend_for`` and are written to ``ledger``."""
+        ``swap_head``; shadow calls go through ``backend_for``, are written to ``ledger`` and
+        run in ``tasks`` (drained by their owner, not here)."""
         self.current_policy = current_policy
         self.swap_head = swap_head
         self.redis = redis
-        self.shadow = ShadowRunner(redis, current_policy, backend_for, ledger)
+        self.shadow = ShadowRunner(redis, current_policy, backend_for, ledger, tasks)
         self.heads = HeadStore(redis)
         self.heads_root = heads_root
         self.serving: str | None = None
@@ -69,10 +72,11 @@ class LearningRuntime:
         swap_head: SwapHead,
         backend_for: Callable[[ModelSpec], Backend],
         ledger: Ledger | None,
+        tasks: Tasks,
     ) -> LearningRuntime:
         """Load the serving head (if one was promoted), then start the watcher and the job."""
         root = Path(tempfile.mkdtemp(prefix="router-heads-"))
-        rt = cls(redis, root, current_policy, swap_head, backend_for, ledger)
+        rt = cls(redis, root, current_policy, swap_head, backend_for, ledger, tasks)
         try:
             await rt.check_head()
         except Exception as exc:  # the store is optional: serve the policy's head
@@ -127,11 +131,11 @@ class LearningRuntime:
                         await self.redis.delete(lk.lock_key())
 
     async def aclose(self) -> None:
-        """Stop the watcher and the job; wait briefly for shadow jobs in flight."""
+        """Stop the watcher and the job (shadow jobs in flight are drained with the app's
+        other background tasks)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.shadow.aclose()
         await asyncio.to_thread(shutil.rmtree, self.heads_root, True)

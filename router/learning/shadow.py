@@ -40,8 +40,11 @@ from router.ledger.writer import Ledger
 from router.policy.schema import ModelSpec, Policy
 from router.route.capabilities import estimate_prompt_tokens
 from router.route.decision import Plan, RouteDecision
+from router.tasks import Tasks
 
 log = structlog.get_logger("router.learning")
+TASK_KIND = "shadow"
+"""The kind of shadow jobs in :class:`~router.tasks.Tasks` (at most ``max_concurrent``)."""
 JUDGE_OVERHEAD_TOKENS = 250
 """The judge prompt's instructions and markers, in tokens (for the spend estimate)."""
 
@@ -165,9 +168,10 @@ class ShadowRunner:
         current_policy: Callable[[], Policy],
         backend_for: Callable[[ModelSpec], Backend],
         ledger: Ledger | None,
+        tasks: Tasks,
     ) -> None:
         """Shadow with the policy in force and its backends; labels and the budget live in
-        ``redis``, shadow and judge calls are written to ``ledger``."""
+        ``redis``, shadow and judge calls are written to ``ledger``, jobs run in ``tasks``."""
         self.current_policy = current_policy
         self.backend_for = backend_for
         self.ledger = ledger
@@ -175,7 +179,7 @@ class ShadowRunner:
         self.labels = LabelStore(redis)
         self.redis = redis
         self.counters: Counter[str] = Counter()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = tasks
 
     async def count(self, outcome: str) -> None:
         """Count ``outcome`` here and in the day's shared counters (never raises)."""
@@ -209,14 +213,12 @@ class ShadowRunner:
             await self.count("skipped_no_text")
             return
         limit = self.current_policy().learning.max_concurrent
-        if len(self.tasks) >= limit:
+        if self.tasks.running(TASK_KIND) >= limit:
             await self.count("skipped_busy")
             return
         job.served_tokens = completion_tokens
         job.policy_hash = policy_hash
-        task = asyncio.get_running_loop().create_task(self._run(job, answer))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.spawn(TASK_KIND, self._run(job, answer))
 
     def _estimate_usd(self, job: ShadowJob, max_tokens: int, judge_max_tokens: int) -> float:
         prompt = estimate_prompt_tokens(job.req)
@@ -365,11 +367,3 @@ class ShadowRunner:
             },
         )
         await self.labels.add(label, retention_s)
-
-    async def aclose(self, timeout_s: float = 10.0) -> None:
-        """Wait (at most ``timeout_s``) for jobs in flight, then cancel the rest."""
-        if not self.tasks:
-            return
-        _done, pending = await asyncio.wait(set(self.tasks), timeout=timeout_s)
-        for task in pending:
-            task.cancel()

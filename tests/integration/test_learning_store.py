@@ -233,6 +233,7 @@ async def test_the_background_job_promotes_and_the_replica_swaps(
     import asyncio
 
     from router.learning.runtime import LearningRuntime
+    from router.tasks import Tasks
 
     scores = _shipped_scores()
     await _labels(redis_client, (scores < np.median(scores)).astype(np.float64))
@@ -250,6 +251,7 @@ async def test_the_background_job_promotes_and_the_replica_swaps(
         swap_head=replica.swap_head,
         backend_for=_no_backend,
         ledger=None,
+        tasks=Tasks(),
     )
     try:
         for _ in range(1200):  # the job runs after interval_s, then the watcher swaps
