@@ -138,6 +138,10 @@ async def run_chat(
     finally:
         if ended:
             record(services, req, run.finish(error))
+            if error is None and hit is None and cache is not None and run.completion is not None:
+                # stage 12 after 10 and 11, in the background: a whole answer is cached
+                c = run.classification
+                cache.store(run.completion, c.embedding if c is not None else None)
 
 
 async def _route(
@@ -263,8 +267,6 @@ async def _answer(
         run.completion = completion
         run.usage = completion.usage
         run.cost_usd = model_cost_usd(run.answered, completion.usage)
-        if cache is not None:  # stage 12, in the background
-            cache.store(completion, embedding)
         return ChatOutcome(_headers(run), completion, None, shadow, run)
 
     try:
