@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -32,6 +33,8 @@ from router.policy.load import LoadedPolicy
 from router.route.decision import Downgrade, Plan, RouteDecision, adjust
 
 log = structlog.get_logger("router.budget")
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""An admission that adds no header (read-only, so one instance serves every request)."""
 MASTER_KEY_ID = "master"
 """The key id :class:`router.auth.Authenticator` gives the master key (no virtual key)."""
 
@@ -44,7 +47,7 @@ class Admission:
     """The routing decision to call: the one admitted, or its budget downgrade."""
     hold: Reservation | None = None
     """The reservation to settle when the request is recorded (None: nothing held)."""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
     """Response headers: rate-limit state, and ``x-router-budget`` on a downgrade."""
 
 
@@ -175,7 +178,7 @@ async def admit_cache_hit(
     if not limits:
         return Admission(decision)
     hold = await budgets.reserve(settings, (), limits, 0.0, 0)
-    return Admission(decision, hold, hold.headers if hold is not None else {})
+    return Admission(decision, hold, hold.headers if hold is not None else NO_HEADERS)
 
 
 def check_models(key: VirtualKey | None, req: ChatRequest) -> None:
