@@ -101,6 +101,11 @@ class ChatOutcome:
     run: Run
     """The request's state; its :attr:`Run.outcome` is set once the request is recorded."""
 
+    @property
+    def model_name(self) -> str:
+        """The policy name of the model that answered (for a cache hit: the one that did)."""
+        return self.run.answered.name
+
     def finished(self) -> Outcome | None:
         """The recorded outcome; None while a stream is still being relayed."""
         return self.run.outcome
