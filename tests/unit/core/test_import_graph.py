@@ -13,21 +13,20 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGE = ROOT / "router"
 
 KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 """Cycles that another branch's move removes (each entry says which; none today)."""
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+def _modules(root: Path) -> dict[str, Path]:
+    return {_module_name(p, root): p for p in (root / "router").rglob("*.py")}
 
 
 def _resolve(name: str, modules: dict[str, Path]) -> str | None:
@@ -39,9 +38,9 @@ def _resolve(name: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
-def import_graph() -> dict[str, set[str]]:
-    """``module -> modules it imports`` for every module under ``router/``."""
-    modules = _modules()
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """``module -> modules it imports`` for every module under ``<root>/router/``."""
+    modules = _modules(root)
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for mod, path in modules.items():
         is_pkg = path.name == "__init__.py"
@@ -62,8 +61,9 @@ def import_graph() -> dict[str, set[str]]:
         for target in targets:
             found = _resolve(target, modules)
             while found is not None and found != mod:
-                if found.startswith("router"):
-                    graph[mod].add(found)
+                if mod.startswith(found + "."):  # its own package: already being imported
+                    break
+                graph[mod].add(found)
                 parent = found.rpartition(".")[0]  # importing a.b.c runs a.b's __init__ too
                 found = parent if parent in modules and not mod.startswith(parent + ".") else None
     return graph
@@ -104,11 +104,22 @@ def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
     return out
 
 
-def test_the_graph_sees_type_checking_and_function_level_imports() -> None:
-    graph = import_graph()
-    assert "router.policy.schema" in graph["router.policy.load"]
+def test_the_graph_sees_type_checking_and_function_level_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "router"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from router.b import B\n"
+    )
+    (pkg / "b.py").write_text("def f() -> None:\n    from . import c\n")
+    (pkg / "c.py").write_text("import router.a\n")
+    graph = import_graph(tmp_path)
+    assert graph["router.a"] == {"router.b"} and graph["router.b"] == {"router.c"}
+    assert cycles(graph) == [frozenset({"router.a", "router.b", "router.c"})]
+    real = import_graph()
+    assert "router.policy.schema" in real["router.policy.load"]
     # ``registry.prepare`` imports litellm's backend inside a function
-    assert "router.backends.litellm_backend" in graph["router.backends.registry"]
+    assert "router.backends.litellm_backend" in real["router.backends.registry"]
 
 
 def test_no_module_imports_itself_through_others() -> None:
