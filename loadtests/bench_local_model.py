@@ -127,6 +127,7 @@ def reference_generate(engine: Any, prompt_ids: list[int], args: argparse.Namesp
 
 async def concurrent(engine: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Aggregate output tokens/s with ``n`` requests at once through the backend."""
+    from router.backends.base import Target
     from router.backends.local import LocalBackend
     from router.policy.schema import Policy
     from router.policy.sections.local_model import LocalModelSettings
@@ -156,9 +157,10 @@ async def concurrent(engine: Any, n: int, args: argparse.Namespace) -> dict[str,
             "max_tokens": args.max_new_tokens,
         }
     )
-    await backend.complete(req, target, policy)
+    call = Target.of(policy, target)
+    await backend.complete(req, call)
     started = time.perf_counter()
-    done = await asyncio.gather(*(backend.complete(req, target, policy) for _ in range(n * 2)))
+    done = await asyncio.gather(*(backend.complete(req, call) for _ in range(n * 2)))
     wall = time.perf_counter() - started
     tokens = sum(d.usage.completion_tokens for d in done if d.usage)
     await backend.aclose()

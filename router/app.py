@@ -30,6 +30,7 @@ from router.errors import error_body
 from router.policy.store import PolicyStore
 from router.services import Services
 from router.settings import Settings
+from router.tasks import Tasks
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +97,8 @@ def create_app(settings: Settings, policies: PolicyStore | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await Services.start(settings, policies)
+        # The one owner of the process's background tasks; Services.aclose drains it.
+        services = await Services.start(settings, policies, Tasks())
         app.state.services = services
         try:
             yield

@@ -21,10 +21,12 @@ from router.classify.base import Classifier
 from router.classify.factory import build_classifier
 from router.keys.store import RedisKeyStore
 from router.learning.runtime import LearningRuntime
+from router.learning.shadow import ShadowJob
 from router.ledger.replay import Upkeep
 from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
 from router.observability.hub import Observability
+from router.pipeline.context import ChatOutcome
 from router.policy.schema import Policy
 from router.policy.sections.classifier import ClassifierSettings
 from router.policy.store import PolicyStore
@@ -32,8 +34,13 @@ from router.redis.client import RedisHandle, connect_redis
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings, default_data_dir
+from router.tasks import Tasks
 
 log = structlog.get_logger(__name__)
+TASK_KIND = "services"
+"""The kind of model loads and classifier swaps in :class:`~router.tasks.Tasks`."""
+SHUTDOWN_DRAIN_S = 10.0
+"""How long shutdown waits for background tasks before it cancels them."""
 
 
 def build_http_session(max_connections: int) -> aiohttp.ClientSession:
@@ -78,7 +85,8 @@ class Services:
     embedders: LocalEncoders = field(default_factory=LocalEncoders)
     """The encoder behind ``backend: encoder`` embedding models (loaded on first use)."""
     _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
-    _background: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: Tasks = field(default_factory=Tasks)
+    """The one owner of background tasks (the lifespan's); drained by :meth:`aclose`."""
     _classifier_settings: ClassifierSettings | None = None
     learning: LearningRuntime | None = None
     """Shadow labels and shared heads; None without Redis."""
@@ -86,8 +94,12 @@ class Services:
     """The promoted head this process serves instead of the policy's ``model_dir``."""
 
     @classmethod
-    async def start(cls, settings: Settings, policies: PolicyStore | None = None) -> Services:
-        """Load the policy and build clients, backends and the classifier."""
+    async def start(
+        cls, settings: Settings, policies: PolicyStore | None = None, tasks: Tasks | None = None
+    ) -> Services:
+        """Load the policy and build clients, backends and the classifier; every background
+        task runs in ``tasks`` (the lifespan's owner; a new one if None)."""
+        tasks = tasks if tasks is not None else Tasks()
         store = policies or PolicyStore.open(settings.policy_path, settings.policy_env)
         http = build_http_session(settings.upstream_max_connections)
         backends = BackendRegistry(http)
@@ -97,7 +109,7 @@ class Services:
         keys = RedisKeyStore(redis.client) if redis is not None else None
         budgets = Budgets(redis.client if redis is not None else None)
         spool = _open_spool(settings)
-        ledger = Ledger(redis.client if redis is not None else None, budgets, spool)
+        ledger = Ledger(redis.client if redis is not None else None, budgets, spool, tasks)
         if spool is not None:
             budgets.spool_full = lambda: spool.full
         services = cls(
@@ -112,14 +124,22 @@ class Services:
             budgets=budgets,
             ledger=ledger,
             observability=Observability.start(redis.client if redis else None, budgets, settings),
-            cache=ResponseCache(redis.client) if redis is not None else None,
+            cache=ResponseCache(redis.client, tasks=tasks) if redis is not None else None,
+            tasks=tasks,
         )
         services._classifier_settings = store.current.policy.classifier
         # Local models take from seconds to minutes to load: load them in the background
         # and let /readyz say 503 until they are in (or failed).
         services._spawn(backends.start_local(store.current.policy))
         if redis is not None:
-            services.learning = await LearningRuntime.start(services, redis.client)
+            services.learning = await LearningRuntime.start(
+                redis.client,
+                current_policy=lambda: store.current.policy,
+                swap_head=services.swap_head,
+                backend_for=backends.for_model,
+                ledger=ledger,
+                tasks=tasks,
+            )
         store.on_reload = services._on_policy_reload
         store.start(settings.policy_poll_s)
         if spool is not None:  # what an earlier run left is replayed before ready
@@ -151,18 +171,28 @@ class Services:
         if self._effective_classifier(policy) != self._classifier_settings:
             await self._swap_classifier(policy)
 
-    def shadow_task(self, outcome: Any) -> BackgroundTask | None:
+    def shadow_task(self, outcome: ChatOutcome) -> BackgroundTask | None:
         """The response's background task that starts ``outcome``'s shadow job, if any."""
-        job = getattr(outcome, "shadow", None)
-        if job is None or self.learning is None:
+        if outcome.shadow is None or self.learning is None:
             return None
-        return BackgroundTask(self.learning.shadow.submit, job, outcome)
+        return BackgroundTask(self._submit_shadow, outcome.shadow, outcome)
+
+    async def _submit_shadow(self, job: ShadowJob, outcome: ChatOutcome) -> None:
+        """Hand the sent response's shadow job to the runner, with how the request ended."""
+        done = outcome.finished()
+        if done is None or self.learning is None:  # not recorded: the response did not end
+            return
+        await self.learning.shadow.submit(
+            job,
+            ok=done.status == 200 and done.error_code is None and not done.fell_back,
+            completion=done.completion,
+            completion_tokens=done.usage.completion_tokens if done.usage else 0,
+            policy_hash=done.policy_hash,
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` in the background, holding a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Run ``coro`` (a model load, a classifier swap) in the background."""
+        self.tasks.spawn(TASK_KIND, coro)
 
     async def _swap_classifier(self, policy: Policy) -> None:
         """Load the classifier a reloaded policy asks for, off the event loop, then swap."""
@@ -179,7 +209,7 @@ class Services:
         window = self._score_windows.get(route_alias)
         if window is None:
             if self.redis is not None:
-                window = RedisScoreWindow(self.redis.client, route_alias)
+                window = RedisScoreWindow(self.redis.client, route_alias, tasks=self.tasks)
             else:
                 window = LocalScoreWindow()
             self._score_windows[route_alias] = window
@@ -193,8 +223,11 @@ class Services:
                 await window.aclose()
         if self.learning is not None:
             await self.learning.aclose()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        # The one place background work ends: model loads and classifier swaps are waited for
+        # (as long as they take); then every other task (ledger writes, cache stores, shadow
+        # jobs, score pushes, and what they start) gets SHUTDOWN_DRAIN_S, the rest is cancelled.
+        await self.tasks.wait(TASK_KIND)
+        await self.tasks.drain(SHUTDOWN_DRAIN_S)
         if self.upkeep is not None:
             await self.upkeep.aclose()
         if self.ledger is not None:

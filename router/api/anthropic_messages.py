@@ -24,7 +24,7 @@ from router.api.responses import JSONBytesResponse
 from router.budget.admission import check_request
 from router.context import RequestContext
 from router.errors import ContextLengthExceeded, NotFound, RouterError, Unauthenticated
-from router.pipeline import ChatOutcome
+from router.pipeline.context import ChatOutcome
 from router.protocol.chat_request import ChatRequest
 from router.protocol.messages import (
     parse_count_tokens_request,
@@ -145,7 +145,7 @@ async def count_tokens(request: Request) -> Response:
             team=principal.team,
             started_at=time.perf_counter(),
         )
-        check_request(services, req, ctx)
+        check_request(services.keys, req, ctx)
     except RouterError as err:
         log.info("count_tokens_rejected", request_id=rid, status=err.status, param=err.param)
         return anthropic_error(err, headers)

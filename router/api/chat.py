@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 from router.api.endpoint import SSE_HEADERS, Call, serve
 from router.api.responses import JSONBytesResponse, error_response
 from router.errors import RouterError
-from router.pipeline import ChatOutcome
+from router.pipeline.context import ChatOutcome
 from router.protocol.chat_request import ChatRequest, parse_chat_request
 
 

@@ -27,9 +27,13 @@ from router.cache.stage import cache_headers
 from router.context import RequestContext
 from router.errors import ClientClosed, RouterError, UpstreamError
 from router.observability.logcontext import bind_request
-from router.pipeline import ChatOutcome, response_headers, run_chat
+from router.pipeline.context import ChatOutcome, response_headers
+from router.pipeline.run import run_chat
+from router.policy.load import LoadedPolicy
 from router.protocol.chat_request import ChatRequest
 from router.services import Services
+
+__all__ = ["SSE_HEADERS", "Adapter", "Call", "ChatOutcome", "response_headers", "serve"]
 
 log = structlog.get_logger("router.request")
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -118,23 +122,38 @@ async def serve(request: Request, adapter: Adapter[StateT]) -> Response:
             cache_headers=cache_headers(request.headers),
             started_at=started,
         )
+    except RouterError as err:
+        services.observability.rejected(err)  # the pipeline counts those it was given
+        return _refused(adapter, err, loaded, rid, started, base_headers)
+    try:
         outcome = await run_chat(services, loaded, req, ctx)
     except RouterError as err:
-        services.observability.rejected(err)  # unless the pipeline counted it
-        # upstream failures are recorded by the pipeline; a client gone mid-body by read_body
-        if not isinstance(err, UpstreamError | ClientClosed):
-            log.info(
-                "request_rejected",
-                request_id=rid,
-                policy_hash=loaded.hash,
-                status=err.status,
-                code=err.code,
-                param=err.param,
-                message=err.message,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-        return adapter.error(err, base_headers)
+        return _refused(adapter, err, loaded, rid, started, base_headers)
     # Starlette runs a response's background task after its last byte was sent: a shadow
     # label is started only once the client has the whole answer.
     shadow = services.shadow_task(outcome)
     return adapter.render(outcome, state, call, response_headers(outcome), shadow)
+
+
+def _refused(
+    adapter: Adapter[StateT],
+    err: RouterError,
+    loaded: LoadedPolicy,
+    rid: str,
+    started: float,
+    headers: dict[str, str],
+) -> Response:
+    """The error response; one log line unless the request was recorded or the client left."""
+    # upstream failures are recorded by the pipeline; a client gone mid-body by read_body
+    if not isinstance(err, UpstreamError | ClientClosed):
+        log.info(
+            "request_rejected",
+            request_id=rid,
+            policy_hash=loaded.hash,
+            status=err.status,
+            code=err.code,
+            param=err.param,
+            message=err.message,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    return adapter.error(err, headers)

@@ -7,6 +7,8 @@ Open by default, like most exporters: restrict it at the network level, or set
 from __future__ import annotations
 
 import hmac
+import weakref
+from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -15,6 +17,7 @@ from starlette.responses import Response
 from router.api.responses import error_response
 from router.auth import bearer_token
 from router.errors import Unauthenticated
+from router.observability.hub import local_queues
 from router.services import Services
 from router.settings import metrics_key
 
@@ -28,6 +31,14 @@ async def metrics(request: Request) -> Response:
             return error_response(Unauthenticated("Invalid metrics key.", param="authorization"))
     services: Services = request.app.state.services
     obs = services.observability
-    obs.attach(services)
+    if not obs.attached:
+        ref = weakref.ref(services)  # the collector must not keep a closed app alive
+
+        def queues() -> Iterator[tuple[str, int, int]]:
+            s = ref()
+            if s is not None:
+                yield from local_queues(s.policies, s.backends)
+
+        obs.attach(queues)
     body = obs.metrics.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)

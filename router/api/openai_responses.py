@@ -26,7 +26,7 @@ from router.api.endpoint import SSE_HEADERS, Call, request_id, serve
 from router.api.responses import JSONBytesResponse, error_response
 from router.conversations.store import ResponseStore, StoredResponse
 from router.errors import NotFound, RouterError, ServiceUnavailable
-from router.pipeline import ChatOutcome
+from router.pipeline.context import ChatOutcome
 from router.protocol.chat_request import ChatRequest
 from router.protocol.responses import parse_responses_request, translate
 from router.protocol.responses_render import (

@@ -4,11 +4,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec, Policy, Timeouts
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One model to call, with the policy's timeouts for it resolved (the model's own, else
+    the policy's defaults), so that a backend needs nothing but the request and its target."""
+
+    model: ModelSpec
+    timeouts: Timeouts
+
+    @property
+    def name(self) -> str:
+        """The policy name of the model."""
+        return self.model.name
+
+    @classmethod
+    def of(cls, policy: Policy, model: ModelSpec) -> Target:
+        """``model`` with the timeouts ``policy`` sets for it."""
+        return cls(model, policy.timeouts_for(model))
 
 
 class Backend(Protocol):
@@ -19,11 +39,11 @@ class Backend(Protocol):
     :mod:`router.backends.calls`.
     """
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Call ``target`` and return the whole completion."""
         ...
 
-    def stream(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> AsyncIterator[Chunk]:
+    def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Call ``target`` and yield its chunks as they arrive, the usage chunk included."""
         ...
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from router.backends.base import Backend
+from router.backends.base import Backend, Target
 from router.errors import RETRY_CLASSES, UpstreamAuthError, UpstreamError
 from router.policy.schema import ModelSpec, Policy, RetryPolicy
 from router.protocol.chat_request import ChatRequest
@@ -36,11 +34,16 @@ class Attempts:
     @property
     def fell_back(self) -> bool:
         """Whether a model other than the first one answered."""
-        return (
-            bool(self.failures)
-            and self.model is not None
-            and any(name != self.model.name for name, _ in self.failures)
-        )
+        return fell_back(self.failures, self.model)
+
+
+def fell_back(failures: Sequence[tuple[str, str]], answered: ModelSpec | None) -> bool:
+    """Whether ``answered`` is not the model whose attempts failed (a fallback answered)."""
+    return (
+        bool(failures)
+        and answered is not None
+        and any(name != answered.name for name, _ in failures)
+    )
 
 
 def _retryable(policy: RetryPolicy) -> Callable[[BaseException], bool]:
@@ -54,9 +57,10 @@ def _falls_back(exc: UpstreamError) -> bool:
 
 
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
-    """Tenacity for the attempts after the first (which already failed and waited)."""
+    """Tenacity for all of a target's attempts: ``policy.attempts`` in all, with exponential
+    backoff and jitter between them (the only backoff formula of the request path)."""
     return AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts - 1),
+        stop=stop_after_attempt(policy.attempts),
         wait=wait_exponential_jitter(
             multiplier=policy.backoff_s, max=policy.max_backoff_s, jitter=policy.backoff_s
         ),
@@ -75,7 +79,9 @@ async def _with_retries(
     """Run ``call``; on a retryable failure, back off and retry per ``policy`` (tenacity).
 
     The first attempt runs outside tenacity: on the success path, which is nearly every
-    request, its per-attempt bookkeeping would be pure overhead.
+    request, its per-attempt bookkeeping would be pure overhead. After a retryable failure,
+    tenacity takes over from that failure as its own first attempt, so the waits and the
+    attempt count are tenacity's alone.
     """
     try:
         return await call()
@@ -83,9 +89,12 @@ async def _with_retries(
         attempts.failures.append((model, exc.code or "error"))
         if policy.attempts <= 1 or not _retryable(policy)(exc):
             raise
-    await asyncio.sleep(min(policy.max_backoff_s, policy.backoff_s * (1 + random.random())))
+        failed: UpstreamError | None = exc
     async for attempt in _retrying(policy):
         with attempt:
+            if failed is not None:  # attempt 1 already ran: hand tenacity its failure
+                error, failed = failed, None
+                raise error
             try:
                 return await call()
             except UpstreamError as exc:
@@ -103,21 +112,22 @@ async def complete_with_fallbacks(
 ) -> Completion:
     """Return the first successful completion among the target and its fallbacks."""
     last: UpstreamError | None = None
-    for target in _candidates(decision):
-        backend = backend_for(target)
+    for model in _candidates(decision):
+        backend = backend_for(model)
+        target = Target.of(policy, model)
 
-        async def call(backend: Backend = backend, target: ModelSpec = target) -> Completion:
-            return await backend.complete(req, target, policy)
+        async def call(backend: Backend = backend, target: Target = target) -> Completion:
+            return await backend.complete(req, target)
 
         try:
-            result = await _with_retries(call, policy.retry_for(target), target.name, attempts)
+            result = await _with_retries(call, policy.retry_for(model), model.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
-            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            log.warning("upstream_failed", model=model.name, code=exc.code, error=exc.message)
             continue
-        attempts.model = target
+        attempts.model = model
         return result
     assert last is not None
     raise last
@@ -136,13 +146,14 @@ async def open_stream_with_fallbacks(
     seen output, and a failure becomes an error event on the stream.
     """
     last: UpstreamError | None = None
-    for target in _candidates(decision):
-        backend = backend_for(target)
+    for model in _candidates(decision):
+        backend = backend_for(model)
+        target = Target.of(policy, model)
 
         async def call(
-            backend: Backend = backend, target: ModelSpec = target
+            backend: Backend = backend, target: Target = target
         ) -> tuple[Chunk, AsyncIterator[Chunk]]:
-            it = backend.stream(req, target, policy).__aiter__()
+            it = backend.stream(req, target).__aiter__()
             try:
                 return await it.__anext__(), it
             except StopAsyncIteration:
@@ -151,14 +162,14 @@ async def open_stream_with_fallbacks(
                 ) from None
 
         try:
-            first, it = await _with_retries(call, policy.retry_for(target), target.name, attempts)
+            first, it = await _with_retries(call, policy.retry_for(model), model.name, attempts)
         except UpstreamError as exc:
             last = exc
             if not _falls_back(exc):
                 raise
-            log.warning("upstream_failed", model=target.name, code=exc.code, error=exc.message)
+            log.warning("upstream_failed", model=model.name, code=exc.code, error=exc.message)
             continue
-        attempts.model = target
+        attempts.model = model
         return first, it
     assert last is not None
     raise last

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from router.backends.base import Target
 from router.backends.translate import from_litellm
 from router.errors import UpstreamServerError
-from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.settings import configure_libraries
@@ -63,33 +63,33 @@ class LiteLLMBackend:
 
         self._litellm: Any = litellm
 
-    def _kwargs(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> dict[str, Any]:
+    def _kwargs(self, req: ChatRequest, target: Target) -> dict[str, Any]:
         raw = req.raw_body()
         kwargs: dict[str, Any] = {k: raw[k] for k in PASSTHROUGH if raw.get(k) is not None}
-        timeouts = policy.timeouts_for(target)
+        model = target.model
         kwargs.update(
-            model=target.wire_model,
+            model=model.wire_model,
             messages=raw["messages"],
-            timeout=timeouts.total_s,
+            timeout=target.timeouts.total_s,
             num_retries=0,
             drop_params=True,
             # litellm imports its MCP bridge (and the optional ``mcp`` package) for any request
             # with tools unless told not to; the gateway never uses MCP tools through litellm.
             _skip_mcp_handler=True,
         )
-        if target.endpoint:
-            kwargs["api_base"] = target.endpoint
-        if target.api_key is not None:
-            kwargs["api_key"] = target.api_key.get_secret_value()
-        if target.headers:
-            kwargs["extra_headers"] = dict(target.headers)
+        if model.endpoint:
+            kwargs["api_base"] = model.endpoint
+        if model.api_key is not None:
+            kwargs["api_key"] = model.api_key.get_secret_value()
+        if model.headers:
+            kwargs["extra_headers"] = dict(model.headers)
         return kwargs
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Call ``litellm.acompletion`` and return the OpenAI-shaped result."""
-        kwargs = self._kwargs(req, target, policy)
+        kwargs = self._kwargs(req, target)
         try:
-            async with asyncio.timeout(policy.timeouts_for(target).total_s):
+            async with asyncio.timeout(target.timeouts.total_s):
                 resp = await self._litellm.acompletion(**kwargs)
         except Exception as exc:
             raise from_litellm(exc, target.name) from exc
@@ -97,13 +97,11 @@ class LiteLLMBackend:
         body.pop("_hidden_params", None)
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), model=target.name)
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Stream through litellm, asking for the usage chunk."""
-        kwargs = self._kwargs(req, target, policy)
+        kwargs = self._kwargs(req, target)
         kwargs.update(stream=True, stream_options={"include_usage": True})
-        timeouts = policy.timeouts_for(target)
+        timeouts = target.timeouts
         try:
             async with asyncio.timeout(timeouts.first_token_s or timeouts.total_s):
                 resp = await self._litellm.acompletion(**kwargs)

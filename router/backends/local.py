@@ -31,6 +31,7 @@ from typing import Any
 
 import structlog
 
+from router.backends.base import Target
 from router.backends.local_engine import Engine, Event, Finished, SamplingParams, TextDelta
 from router.errors import (
     ServiceUnavailable,
@@ -295,11 +296,11 @@ class LocalBackend:
 
     # ---- requests ----------------------------------------------------------------------
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Generate the whole answer."""
-        served, prompt_ids, params = await self._prepare(req, target)
+        served, prompt_ids, params = await self._prepare(req, target.model)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + policy.timeouts_for(target).total_s
+        deadline = loop.time() + target.timeouts.total_s
         parts: list[str] = []
         done: Finished | None = None
         async for event in self._run(served, prompt_ids, params, deadline, deadline):
@@ -316,7 +317,7 @@ class LocalBackend:
             "id": _completion_id(),
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": target.wire_model,
+            "model": target.model.wire_model,
             "choices": [
                 {
                     "index": 0,
@@ -330,13 +331,11 @@ class LocalBackend:
         }
         return Completion(body=body, usage=usage, model=target.name)
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Yield the role chunk, one chunk per released piece of text, the finish chunk and
         the usage chunk (always; the pipeline drops it when the client did not ask)."""
-        served, prompt_ids, params = await self._prepare(req, target)
-        timeouts = policy.timeouts_for(target)
+        served, prompt_ids, params = await self._prepare(req, target.model)
+        timeouts = target.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total_s
         first = loop.time() + timeouts.first_token_s if timeouts.first_token_s else deadline
@@ -344,7 +343,7 @@ class LocalBackend:
             "id": _completion_id(),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
-            "model": target.wire_model,
+            "model": target.model.wire_model,
             "system_fingerprint": None,
         }
 

@@ -16,9 +16,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from router.backends.base import Target
 from router.backends.translate import from_exception, from_status
 from router.errors import StreamInterrupted, UpstreamServerError
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.messages import openai_body
@@ -66,16 +67,16 @@ class OpenAICompatBackend:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """POST the request and return the whole completion."""
-        timeouts = policy.timeouts_for(target)
-        content = orjson.dumps(upstream_body(req, target))
+        timeouts, model = target.timeouts, target.model
+        content = orjson.dumps(upstream_body(req, model))
         try:
             async with asyncio.timeout(timeouts.total_s):
                 async with self._session.post(
-                    _url(target),
+                    _url(model),
                     data=content,
-                    headers=request_headers(target),
+                    headers=request_headers(model),
                     timeout=_client_timeout(timeouts.connect_s),
                 ) as resp:
                     status, raw = resp.status, await resp.read()
@@ -95,19 +96,17 @@ class OpenAICompatBackend:
             )
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), model=target.name)
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """POST with ``stream: true`` and yield chunks as they arrive."""
-        timeouts = policy.timeouts_for(target)
-        content = orjson.dumps(upstream_body(req, target))
+        timeouts, model = target.timeouts, target.model
+        content = orjson.dumps(upstream_body(req, model))
         first_s = timeouts.first_token_s or timeouts.total_s
         try:
             async with asyncio.timeout(first_s):
                 resp = await self._session.post(
-                    _url(target),
+                    _url(model),
                     data=content,
-                    headers=request_headers(target),
+                    headers=request_headers(model),
                     timeout=_client_timeout(timeouts.connect_s),
                 )
         except Exception as exc:

@@ -16,10 +16,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from router.backends.base import Target
 from router.backends.openai_compat import request_headers
 from router.backends.translate import from_exception, from_status
 from router.errors import StreamInterrupted, UpstreamServerError
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.responses import ResponsesChatRequest
@@ -54,58 +55,56 @@ class OpenAIResponsesBackend:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """POST the request; the whole answer as a chat completion."""
-        timeouts = policy.timeouts_for(target)
-        content = orjson.dumps(upstream_body(req, target))
+        model, timeouts = target.model, target.timeouts
+        content = orjson.dumps(upstream_body(req, model))
         try:
             async with asyncio.timeout(timeouts.total_s):
                 async with self._session.post(
-                    _url(target),
+                    _url(model),
                     data=content,
-                    headers=request_headers(target),
+                    headers=request_headers(model),
                     timeout=_timeout(timeouts.connect_s),
                 ) as resp:
                     status, raw = resp.status, await resp.read()
         except Exception as exc:
-            raise from_exception(exc, target.name) from exc
+            raise from_exception(exc, model.name) from exc
         if status != 200:
-            raise from_status(status, raw, target.name)
+            raise from_status(status, raw, model.name)
         try:
             answer = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamServerError(
-                f"Upstream '{target.name}' returned a body that is not JSON.", model=target.name
+                f"Upstream '{model.name}' returned a body that is not JSON.", model=model.name
             ) from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("output"), list):
             raise UpstreamServerError(
-                f"Upstream '{target.name}' returned no output.", model=target.name
+                f"Upstream '{model.name}' returned no output.", model=model.name
             )
         if answer.get("status") == "failed":
             error = answer.get("error") or {}
             raise UpstreamServerError(
-                f"Upstream '{target.name}' failed: {error.get('message')}", model=target.name
+                f"Upstream '{model.name}' failed: {error.get('message')}", model=model.name
             )
         body, usage = responses_to_chat(answer)
-        return Completion(body=body, usage=usage, model=target.name)
+        return Completion(body=body, usage=usage, model=model.name)
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """POST with ``stream: true``; yield the events as chat chunks as they arrive."""
-        timeouts = policy.timeouts_for(target)
-        content = orjson.dumps(upstream_body(req, target))
+        model, timeouts = target.model, target.timeouts
+        content = orjson.dumps(upstream_body(req, model))
         first_s = timeouts.first_token_s or timeouts.total_s
         try:
             async with asyncio.timeout(first_s):
                 resp = await self._session.post(
-                    _url(target),
+                    _url(model),
                     data=content,
-                    headers=request_headers(target),
+                    headers=request_headers(model),
                     timeout=_timeout(timeouts.connect_s),
                 )
         except Exception as exc:
-            raise from_exception(exc, target.name) from exc
+            raise from_exception(exc, model.name) from exc
         try:
             if resp.status != 200:
                 try:
@@ -113,15 +112,15 @@ class OpenAIResponsesBackend:
                         body = await resp.read()
                 except Exception:
                     body = b""
-                raise from_status(resp.status, body, target.name)
-            reader = EventsToChunks(model=target.wire_model)
-            async for event in _events(resp, target.name, timeouts.total_s):
+                raise from_status(resp.status, body, model.name)
+            reader = EventsToChunks(model=model.wire_model)
+            async for event in _events(resp, model.name, timeouts.total_s):
                 kind = event.get("type")
                 if kind in ("response.failed", "error"):
                     error = event.get("error") or (event.get("response") or {}).get("error") or {}
                     raise StreamInterrupted(
-                        f"Upstream '{target.name}' failed mid-stream: {error.get('message')}",
-                        model=target.name,
+                        f"Upstream '{model.name}' failed mid-stream: {error.get('message')}",
+                        model=model.name,
                     )
                 for data in reader.event(event):
                     usage = Usage.from_openai(data.get("usage"))
@@ -129,8 +128,8 @@ class OpenAIResponsesBackend:
                 if reader.done:
                     return
             raise StreamInterrupted(
-                f"Upstream '{target.name}' ended the stream before response.completed.",
-                model=target.name,
+                f"Upstream '{model.name}' ended the stream before response.completed.",
+                model=model.name,
             )
         finally:
             resp.release()

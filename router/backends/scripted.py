@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from router.backends.base import Target
 from router.errors import UpstreamError
-from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 
@@ -55,12 +55,12 @@ class ScriptedBackend:
     cut_error: UpstreamError | None = None
     calls: list[tuple[str, ChatRequest]] = field(default_factory=list)
 
-    def _maybe_fail(self, target: ModelSpec) -> None:
+    def _maybe_fail(self, target: Target) -> None:
         queue = self.errors.get(target.name)
         if queue:
             raise queue.pop(0)
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """Answer or fail as scripted."""
         self.calls.append((target.name, req))
         self._maybe_fail(target)
@@ -68,9 +68,7 @@ class ScriptedBackend:
             completion_body(target.name, self.reply, self.usage), self.usage, target.name
         )
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """Stream the reply word by word, then a usage chunk, or fail as scripted."""
         self.calls.append((target.name, req))
         self._maybe_fail(target)

@@ -9,10 +9,11 @@ fallbacks in one Redis round trip, and, when a budget is exhausted and the polic
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import httpx
 import orjson
@@ -24,28 +25,30 @@ from router.budget.reserve import Budgets, BudgetScope, Reservation
 from router.context import RequestContext
 from router.errors import BudgetExceeded, PermissionDenied
 from router.keys.model import VirtualKey
-from router.keys.store import KeyNotFound
+from router.keys.store import KeyNotFound, RedisKeyStore
 from router.policy.load import LoadedPolicy
 from router.policy.sections.budgets import BudgetSettings
 from router.protocol.chat_request import ChatRequest
 from router.redis.keys import scope_name
-from router.route.decision import Plan, RouteDecision, decide
-
-if TYPE_CHECKING:
-    from router.services import Services
+from router.route.decision import Downgrade, Plan, RouteDecision, adjust
 
 log = structlog.get_logger("router.budget")
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""An admission that adds no header (read-only, so one instance serves every request)."""
 MASTER_KEY_ID = "master"
 """The key id :class:`router.auth.Authenticator` gives the master key (no virtual key)."""
 
 
-class Outcome(Protocol):
-    """The parts of :class:`router.pipeline.ChatOutcome` that admission reads and sets."""
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What stage 8 decided for one request."""
 
-    ctx: RequestContext
     decision: RouteDecision
-    hold: Reservation | None
-    headers: dict[str, str]
+    """The routing decision to call: the one admitted, or its budget downgrade."""
+    hold: Reservation | None = None
+    """The reservation to settle when the request is recorded (None: nothing held)."""
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
+    """Response headers: rate-limit state, and ``x-router-budget`` on a downgrade."""
 
 
 def scopes_for(
@@ -71,23 +74,6 @@ def scopes_for(
         g = settings.global_
         scopes.append(BudgetScope(scope_name("g"), "global", g.limit_usd, g.window))
     return tuple(scopes), tuple(limits)
-
-
-def downgraded(loaded: LoadedPolicy, plan: Plan, decision: RouteDecision) -> RouteDecision | None:
-    """``decision`` moved to its route's local (first eligible) tier; None if already there."""
-    route = plan.route
-    if route is None:
-        return None
-    tier = (plan.eligible or route.tiers)[0]
-    model = loaded.policy.model(tier.model)
-    if model is None or model.name == decision.target.name:
-        return None
-    local_plan = dataclasses.replace(
-        plan, pinned=model, pinned_tier=tier.name, reason=f"budget exhausted: tier '{tier.name}'"
-    )
-    local = decide(loaded.policy, loaded.hash, local_plan, decision.score)
-    # No fallback from the local tier: a budget-exhausted request must not reach a dearer model.
-    return dataclasses.replace(local, fallbacks=())
 
 
 def hold_meta(ctx: RequestContext, decision: RouteDecision, policy_hash: str, stream: bool) -> str:
@@ -132,60 +118,67 @@ async def admit(
     loaded: LoadedPolicy,
     req: ChatRequest,
     plan: Plan,
-    outcome: Outcome,
+    decision: RouteDecision,
+    ctx: RequestContext,
     *,
     spawn: Spawn | None = None,
-) -> None:
-    """Check the key's model list, rate limits and budgets; set ``outcome.hold``.
+) -> Admission:
+    """Check the key's model list, rate limits and budgets; hold the worst-case cost.
 
     Raises :class:`PermissionDenied`, :class:`RateLimited`, :class:`BudgetExceeded` or
-    :class:`ServiceUnavailable`; may replace ``outcome.decision`` (``downgrade``).
+    :class:`ServiceUnavailable`; the admitted decision is ``decision`` or, when the policy
+    says ``downgrade`` and the budget is exhausted, its local tier.
     """
-    decision = outcome.decision
     check_models(key, req)
     settings = loaded.policy.budgets
-    scopes, limits = scopes_for(settings, key, outcome.ctx.team)
+    scopes, limits = scopes_for(settings, key, ctx.team)
     if not scopes and not limits:
-        return
-    ctx = outcome.ctx
+        return Admission(decision)
+    headers: dict[str, str] = {}
     try:
         meta = hold_meta(ctx, decision, loaded.hash, req.stream)
         hold = await _reserve_for(budgets, settings, scopes, limits, req, decision, meta)
     except BudgetExceeded:
-        local = downgraded(loaded, plan, decision) if settings.action == "downgrade" else None
+        local = None
+        if settings.action == "downgrade":
+            local = adjust(loaded.policy, loaded.hash, plan, decision, Downgrade())
         if local is None:
             raise
         meta = hold_meta(ctx, local, loaded.hash, req.stream)
         hold = await _reserve_for(budgets, settings, scopes, limits, req, local, meta)
-        outcome.decision = local
-        outcome.headers["x-router-budget"] = "downgraded"
-        log.info("budget_downgrade", request_id=outcome.ctx.request_id, model=local.target.name)
-    outcome.hold = hold
+        decision = local
+        headers["x-router-budget"] = "downgraded"
+        log.info("budget_downgrade", request_id=ctx.request_id, model=local.target.name)
     if hold is None:
-        return
-    outcome.headers.update(hold.headers)
+        return Admission(decision, None, headers)
+    headers.update(hold.headers)
     for scope in hold.alerts:
         budgets.soft_alerts += 1
-        alert_soft_limit(settings, scope, outcome.ctx.request_id, spawn)
+        alert_soft_limit(settings, scope, ctx.request_id, spawn)
+    return Admission(decision, hold, headers)
 
 
-async def admit_cache_hit(services: Services, loaded: LoadedPolicy, outcome: Outcome) -> None:
+async def admit_cache_hit(
+    budgets: Budgets,
+    keys: RedisKeyStore | None,
+    loaded: LoadedPolicy,
+    decision: RouteDecision,
+    ctx: RequestContext,
+) -> Admission:
     """Count a request the cache answers against its request-rate limits (``rpm``).
 
     A hit costs nothing and uses no upstream tokens, so no budget is held and ``tpm`` is not
     charged; but a key limited to N requests a minute gets N, cached or not. Raises
     :class:`RateLimited` (or :class:`ServiceUnavailable` when the store is down, fail-closed).
     """
-    key = await _key_of(services, outcome.ctx)
+    key = await _key_of(keys, ctx)
     settings = loaded.policy.budgets
-    _, limits = scopes_for(settings, key, outcome.ctx.team)
+    _, limits = scopes_for(settings, key, ctx.team)
     limits = tuple(lim for lim in limits if lim.rpm)
     if not limits:
-        return
-    hold = await services.budgets.reserve(settings, (), limits, 0.0, 0)
-    outcome.hold = hold
-    if hold is not None:
-        outcome.headers.update(hold.headers)
+        return Admission(decision)
+    hold = await budgets.reserve(settings, (), limits, 0.0, 0)
+    return Admission(decision, hold, hold.headers if hold is not None else NO_HEADERS)
 
 
 def check_models(key: VirtualKey | None, req: ChatRequest) -> None:
@@ -199,15 +192,14 @@ def check_models(key: VirtualKey | None, req: ChatRequest) -> None:
         )
 
 
-def check_request(services: Services, req: ChatRequest, ctx: RequestContext) -> None:
+def check_request(keys: RedisKeyStore | None, req: ChatRequest, ctx: RequestContext) -> None:
     """The pipeline's first check (before the cache can answer): the key's model list."""
-    if services.keys is not None and ctx.key_id is not None:
-        check_models(services.keys.cached(ctx.key_id), req)
+    if keys is not None and ctx.key_id is not None:
+        check_models(keys.cached(ctx.key_id), req)
 
 
-async def _key_of(services: Services, ctx: RequestContext) -> VirtualKey | None:
+async def _key_of(store: RedisKeyStore | None, ctx: RequestContext) -> VirtualKey | None:
     """The virtual key of the request: as authenticated (cached), else read again."""
-    store = services.keys
     if store is None or ctx.key_id is None or ctx.key_id == MASTER_KEY_ID:
         return None
     key = store.cached(ctx.key_id)
@@ -218,13 +210,18 @@ async def _key_of(services: Services, ctx: RequestContext) -> VirtualKey | None:
 
 
 async def admit_request(
-    services: Services, loaded: LoadedPolicy, req: ChatRequest, plan: Plan, outcome: Outcome
-) -> None:
-    """:func:`admit` with what ``services`` holds (the pipeline's stage 8)."""
-    key = await _key_of(services, outcome.ctx)
-    ledger = services.ledger
-    spawn = ledger.spawn if ledger is not None else None
-    await admit(services.budgets, key, loaded, req, plan, outcome, spawn=spawn)
+    budgets: Budgets,
+    keys: RedisKeyStore | None,
+    loaded: LoadedPolicy,
+    req: ChatRequest,
+    plan: Plan,
+    decision: RouteDecision,
+    ctx: RequestContext,
+    spawn: Spawn | None,
+) -> Admission:
+    """:func:`admit` for the request's virtual key, looked up in ``keys`` (stage 8)."""
+    key = await _key_of(keys, ctx)
+    return await admit(budgets, key, loaded, req, plan, decision, ctx, spawn=spawn)
 
 
 def alert_soft_limit(

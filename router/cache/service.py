@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,10 @@ from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
 from router.redis.client import RedisClient
+from router.tasks import Tasks
 
+TASK_KIND = "cache"
+"""The kind of the cache's background work in :class:`~router.tasks.Tasks`."""
 log = structlog.get_logger(__name__)
 
 
@@ -106,15 +109,17 @@ class ResponseCache:
         *,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        tasks: Tasks | None = None,
     ) -> None:
-        """``clock`` returns Unix seconds (tests move it to expire entries)."""
+        """``clock`` returns Unix seconds (tests move it to expire entries); ``tasks`` holds
+        the background stores and evictions (the app's one owner; a private one if None)."""
         self.exact = ExactCache(redis)
         self.semantic = SemanticCache(redis)
         self.stats = CacheStats()
         self._clock = clock
         self._log_interval_s = log_interval_s
         self._last_log = -float("inf")
-        self._pending: set[asyncio.Task[bool]] = set()
+        self._tasks = tasks if tasks is not None else Tasks()
 
     # ---- request side ---------------------------------------------------------------------
 
@@ -255,9 +260,8 @@ class ResponseCache:
             self._spawn(self.store(creq, completion, embedding))
 
     async def drain(self) -> None:
-        """Wait for background stores (tests, shutdown)."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait for background stores and evictions (tests, shutdown)."""
+        await self._tasks.wait(TASK_KIND)
 
     async def aclose(self) -> None:
         """Finish background stores; the Redis client belongs to the caller."""
@@ -274,10 +278,8 @@ class ResponseCache:
             return False
         return True
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[bool] = asyncio.create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, bool]) -> None:
+        self._tasks.spawn(TASK_KIND, coro)
 
     def _failed(self, op: str, exc: BaseException) -> None:
         self.stats.errors += 1

@@ -1,6 +1,6 @@
 """The cache stages of the pipeline (4, 6 and 12) in a form that needs no try/except.
 
-``router/pipeline.py`` uses it like this (see ``docs/caching.md``, "Wiring")::
+``router/pipeline/run.py`` uses it like this (see ``docs/caching.md``, "Wiring")::
 
     stage = CacheStage.begin(services.cache, req, ctx.tenant, policy.cache, ctx.cache_headers)
     hit = await stage.exact() if stage else None                     # stage 4
@@ -33,7 +33,7 @@ from router.policy.schema import Policy
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion
-from router.route.decision import Plan, RouteDecision
+from router.route.decision import Plan, RouteDecision, decide_cached
 
 REQUEST_HEADERS = ("cache-control", HINT_HEADER)
 """The request headers the cache reads (copy them into the request context)."""
@@ -152,26 +152,8 @@ async def hit_stream(hit: CacheHit, include_usage: bool) -> AsyncIterator[bytes]
 
 
 def hit_decision(policy: Policy, policy_hash: str, plan: Plan, hit: CacheHit) -> RouteDecision:
-    """The routing decision reported for a hit: the model that answered originally.
-
-    ``strongest`` is the route's strongest eligible tier, so the ledger's counterfactual
-    shows what the hit saved.
-    """
-    target = policy.model(hit.entry.model) or plan.pinned
-    if target is None:
-        tier_model = policy.model(plan.eligible[0].model) if plan.eligible else None
-        target = tier_model or policy.models[0]
-    strongest = policy.model(plan.eligible[-1].model) if plan.eligible else target
+    """The routing decision reported for a hit: the model that answered originally."""
     what = f"cache {hit.header}, age {hit.age_s:.0f} s"
     if hit.similarity is not None:
         what += f", similarity {hit.similarity:.3f}"
-    return RouteDecision(
-        target=target,
-        fallbacks=(),
-        score=None,
-        reason=what,
-        policy_hash=policy_hash,
-        route=plan.route.alias if plan.route is not None else None,
-        tier=None,
-        strongest=strongest,
-    )
+    return decide_cached(policy, policy_hash, plan, hit.entry.model, what)

@@ -2,12 +2,13 @@
 
 :func:`guard_request` runs right after the plan (the route and its capable tiers are known) and
 before the classifier. It returns None when the policy's guard is off (the pipeline then pays
-nothing), otherwise a :class:`RequestGuard` that the pipeline uses three times:
+nothing), otherwise a :class:`GuardVerdict`, an immutable value that the pipeline consumes:
 
-* ``guard.plan``: the plan, narrowed to the route's local tiers when the request is pinned;
-* ``guard.constrain(decision)``: the decision with hosted fallbacks removed (400 if the target
-  itself is hosted);
-* ``guard.backend_for(...)``: backends that redact for hosted targets and rewrite their answers.
+* ``verdict.plan``: the plan, narrowed to the route's local tiers when the request is pinned;
+* ``verdict.keep_local``: the :class:`~router.route.decision.KeepLocal` adjustment of the
+  decision (hosted fallbacks removed, 400 if the target itself is hosted), None when not pinned;
+* :func:`router.guard.backend.guarded`: backends that redact for hosted targets and rewrite
+  their answers; ``verdict.response_headers(called)`` says what the response tells the client.
 
 Cache: a guarded request must be cached with ``guard.cache_settings(policy.cache)``: its own
 namespace, and no semantic lookup once PII was found (two prompts that differ only in a name or
@@ -18,19 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
 from router.context import RequestContext
 from router.errors import InvalidRequest
-from router.guard.backend import BackendFor, guarded
 from router.guard.injection import InjectionClassifier, InjectionReport, assess
-from router.guard.output import masked_kinds
 from router.guard.pii import KIND_NAMES, Finding, find_pii
-from router.guard.redact import Redacted, message_texts, redact_request
-from router.guard.rewrite import AnswerRules
+from router.guard.redact import message_texts
 from router.policy.schema import ModelSpec, Policy
 from router.policy.sections.cache import CacheSettings
 from router.policy.sections.guard import (
@@ -46,7 +44,7 @@ from router.policy.sections.guard import (
     stricter,
 )
 from router.protocol.chat_request import ChatRequest
-from router.route.decision import Plan, RouteDecision
+from router.route.decision import KeepLocal, Plan, RouteDecision, adjust
 
 log = structlog.get_logger("router.guard")
 
@@ -128,27 +126,34 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-@dataclass(slots=True)
-class RequestGuard:
-    """What the guard decided for one request, and the means to enforce it."""
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    """What the guard decided for one request."""
 
     settings: GuardSettings
     policy: Policy
     plan: Plan
+    """The plan to decide from: narrowed to local tiers when the request is pinned."""
     eff: Effective
     action: PiiAction
     """The PII action in force (the strictest over the kinds found)."""
     found: tuple[PiiKind, ...]
     pinned_local: bool
     injection: InjectionReport | None
-    headers: dict[str, str] = field(default_factory=dict)
-    _request: ChatRequest | None = None
-    _redacted: Redacted | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """What the response tells the client whatever model answers (PII kinds, injection, pin)."""
+    keep_local: KeepLocal | None = None
+    """The decision's adjustment when the request is pinned to local models."""
 
     @property
     def semantic_cache_ok(self) -> bool:
         """False when PII was found: only an exact (same values) cache hit is safe."""
         return not self.found
+
+    @property
+    def shadowable(self) -> bool:
+        """Whether the request may be shadowed (never when pinned local or PII was found)."""
+        return not (self.pinned_local or self.found)
 
     def cache_namespace(self, base: str = "v1") -> str:
         """A cache namespace (derived from ``base``) that separates answers made under
@@ -168,55 +173,27 @@ class RequestGuard:
         )
 
     def constrain(self, decision: RouteDecision) -> RouteDecision:
-        """``decision`` with hosted fallbacks dropped when pinned; 400 if its target is hosted."""
-        if not self.pinned_local:
+        """``decision`` with :attr:`keep_local` applied (unchanged when not pinned)."""
+        if self.keep_local is None:
             return decision
-        if not is_local(decision.target, self.settings):
-            raise InvalidRequest(
-                f"This request must stay on local models ({self._pin_reason()}), but the only "
-                f"model that can serve it now is '{decision.target.name}', which is hosted"
-                + (f" ({decision.fallback_reason})." if decision.fallback_reason else "."),
-                param="model",
-                code="privacy_pinned_local",
-            )
-        local = tuple(m for m in decision.fallbacks if is_local(m, self.settings))
-        if len(local) == len(decision.fallbacks):
-            return decision
-        return dataclasses.replace(decision, fallbacks=local)
+        adjusted = adjust(self.policy, "", self.plan, decision, self.keep_local)
+        return decision if adjusted is None else adjusted
 
-    def backend_for(self, inner: BackendFor, headers: dict[str, str]) -> BackendFor:
-        """Backends that apply this guard per target (see :mod:`router.guard.backend`)."""
-        return guarded(inner, self, headers)
+    @property
+    def redacts(self) -> bool:
+        """Whether hosted targets get a redacted copy of the request."""
+        return self.action == "redact"
 
-    def prepare(
-        self, req: ChatRequest, target: ModelSpec, headers: dict[str, str]
-    ) -> tuple[ChatRequest, AnswerRules | None]:
-        """The request ``target`` may see, and how to rewrite its answer (None: as is)."""
-        if is_local(target, self.settings):
-            return req, None
-        if self.pinned_local:  # defence in depth: constrain() already removed hosted targets
-            raise InvalidRequest(
-                f"Refusing to send a request pinned to local models to hosted '{target.name}'.",
-                param="model",
-                code="privacy_pinned_local",
-            )
-        sent, table = req, None
-        if self.action == "redact":
-            if self._redacted is None or self._request is not req:
-                kinds = [k for k, a in self.eff.pii.items() if a != "off"]
-                self._redacted = redact_request(req, kinds, self.settings.scan_roles)
-                self._request = req
-            sent = self._redacted.request
-            table = self._redacted.placeholders if self.settings.restore else None
+    def response_headers(self, called: tuple[ModelSpec, ...]) -> dict[str, str]:
+        """The guard's response headers once the ``called`` models were tried: its own, and
+        ``x-router-privacy: redacted`` when a hosted one got the redacted copy."""
+        headers = dict(self.headers)
+        if self.redacts and any(not is_local(m, self.settings) for m in called):
             headers[PRIVACY_HEADER] = "redacted"
-        rules = AnswerRules(
-            masked_kinds(self.eff.output, self.settings.detect),
-            table,
-            self.settings.restore_tool_arguments,
-        )
-        return sent, rules if rules.active else None
+        return headers
 
-    def _pin_reason(self) -> str:
+    def pin_reason(self) -> str:
+        """Why the request must stay on local models (names kinds, never values)."""
         if self.found and self.action == "pin-local":
             return "it contains " + _join([KIND_NAMES[k] for k in self.found])
         if self.injection is not None and self.injection.flagged:
@@ -224,10 +201,10 @@ class RequestGuard:
         return "the privacy policy keeps this route or team on local models"
 
 
-def _pin_plan(guard: RequestGuard) -> Plan:
+def _pin_plan(guard: GuardVerdict) -> Plan:
     """The plan narrowed to local models; 400 when none can serve the request."""
     plan, settings, policy = guard.plan, guard.settings, guard.policy
-    why = guard._pin_reason()
+    why = guard.pin_reason()
     if plan.pinned is not None and is_local(plan.pinned, settings):
         return dataclasses.replace(plan, reason=f"{plan.reason}; kept local: {why}")
     if plan.route is None:
@@ -282,7 +259,7 @@ def guard_request(
     plan: Plan,
     ctx: RequestContext,
     classifier: InjectionClassifier | None = None,
-) -> RequestGuard | None:
+) -> GuardVerdict | None:
     """Apply the policy's guard to a planned request (see the module docstring).
 
     Raises :class:`InvalidRequest` (400) when the request is blocked, or pinned local and no
@@ -324,14 +301,19 @@ def guard_request(
     pinned = (
         action == "pin-local" or eff.always_local or (injected and eff.injection == "pin-local")
     )
-    guard = RequestGuard(settings, policy, plan, eff, action, found, pinned, report)
+    headers: dict[str, str] = {}
     if found:
-        guard.headers[PII_HEADER] = ",".join(found)
+        headers[PII_HEADER] = ",".join(found)
     if injected and report is not None:
-        guard.headers[INJECTION_HEADER] = f"flagged; score={report.score:.2f}"
+        headers[INJECTION_HEADER] = f"flagged; score={report.score:.2f}"
     if pinned:
-        guard.plan = _pin_plan(guard)
-        guard.headers[PRIVACY_HEADER] = "pinned-local"
+        headers[PRIVACY_HEADER] = "pinned-local"
+    guard = GuardVerdict(settings, policy, plan, eff, action, found, pinned, report, headers)
+    if pinned:
+        local = frozenset(m.name for m in policy.models if is_local(m, settings))
+        guard = dataclasses.replace(
+            guard, plan=_pin_plan(guard), keep_local=KeepLocal(local, guard.pin_reason())
+        )
     if found or injected:
         log.info(
             "guard",

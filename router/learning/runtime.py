@@ -17,17 +17,22 @@ import contextlib
 import secrets
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from router.backends.base import Backend
 from router.learning.heads_store import HeadStore
 from router.learning.shadow import ShadowRunner
+from router.ledger.writer import Ledger
+from router.policy.schema import ModelSpec, Policy
 from router.redis import keys as lk
+from router.tasks import Tasks
 
-if TYPE_CHECKING:
-    from router.services import Services
+SwapHead = Callable[[str | None], Awaitable[None]]
+"""Serve the head in a folder (None: the policy's own), without a restart."""
 
 log = structlog.get_logger("router.learning")
 
@@ -35,11 +40,23 @@ log = structlog.get_logger("router.learning")
 class LearningRuntime:
     """Shadowing, head watching and the background job of one gateway process."""
 
-    def __init__(self, services: Services, redis: Any, heads_root: Path) -> None:
-        """Serve ``services`` with state in ``redis``; heads are unpacked under ``heads_root``."""
-        self.services = services
+    def __init__(
+        self,
+        redis: Any,
+        heads_root: Path,
+        current_policy: Callable[[], Policy],
+        swap_head: SwapHead,
+        backend_for: Callable[[ModelSpec], Backend],
+        ledger: Ledger | None,
+        tasks: Tasks,
+    ) -> None:
+        """Keep state in ``redis``; heads are unpacked under ``heads_root`` and served through
+        ``swap_head``; shadow calls go through ``backend_for``, are written to ``ledger`` and
+        run in ``tasks`` (drained by their owner, not here)."""
+        self.current_policy = current_policy
+        self.swap_head = swap_head
         self.redis = redis
-        self.shadow = ShadowRunner(services, redis)
+        self.shadow = ShadowRunner(redis, current_policy, backend_for, ledger, tasks)
         self.heads = HeadStore(redis)
         self.heads_root = heads_root
         self.serving: str | None = None
@@ -48,10 +65,18 @@ class LearningRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def start(cls, services: Services, redis: Any) -> LearningRuntime:
+    async def start(
+        cls,
+        redis: Any,
+        current_policy: Callable[[], Policy],
+        swap_head: SwapHead,
+        backend_for: Callable[[ModelSpec], Backend],
+        ledger: Ledger | None,
+        tasks: Tasks,
+    ) -> LearningRuntime:
         """Load the serving head (if one was promoted), then start the watcher and the job."""
         root = Path(tempfile.mkdtemp(prefix="router-heads-"))
-        rt = cls(services, redis, root)
+        rt = cls(redis, root, current_policy, swap_head, backend_for, ledger, tasks)
         try:
             await rt.check_head()
         except Exception as exc:  # the store is optional: serve the policy's head
@@ -67,7 +92,7 @@ class LearningRuntime:
         if version == self.serving:
             return False
         model_dir = await self.heads.materialize(version, self.heads_root) if version else None
-        await self.services.swap_head(str(model_dir) if model_dir else None)
+        await self.swap_head(str(model_dir) if model_dir else None)
         log.info("head_swapped", version=version or "policy", previous=self.serving or "policy")
         self.serving = version
         self.swaps += 1
@@ -75,7 +100,7 @@ class LearningRuntime:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.services.policies.current.policy.learning.head_poll_s)
+            await asyncio.sleep(self.current_policy().learning.head_poll_s)
             try:
                 await self.check_head()
             except Exception as exc:  # keep serving the head we have
@@ -85,7 +110,7 @@ class LearningRuntime:
         """Every ``interval_s``: when enabled and this replica takes the lock, learn once."""
         owner = secrets.token_hex(8)
         while True:
-            settings = self.services.policies.current.policy.learning
+            settings = self.current_policy().learning
             await asyncio.sleep(settings.interval_s)
             if not settings.background:
                 continue
@@ -95,7 +120,7 @@ class LearningRuntime:
                     continue
                 from router.learning.promote import learn_once
 
-                result = await learn_once(self.redis, self.services.policies.current.policy)
+                result = await learn_once(self.redis, self.current_policy())
                 log.info("learn_job", **result.as_log())
                 await self.check_head()
             except Exception as exc:
@@ -106,11 +131,11 @@ class LearningRuntime:
                         await self.redis.delete(lk.lock_key())
 
     async def aclose(self) -> None:
-        """Stop the watcher and the job; wait briefly for shadow jobs in flight."""
+        """Stop the watcher and the job (shadow jobs in flight are drained with the app's
+        other background tasks)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.shadow.aclose()
         await asyncio.to_thread(shutil.rmtree, self.heads_root, True)

@@ -22,16 +22,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import structlog
 
+from router.backends.base import Backend, Target
 from router.budget.pricing import model_cost_usd
 from router.learning import judge as jd
 from router.learning.budget import ShadowBudget
 from router.learning.labels import Label, LabelStore, messages_tokens
 from router.ledger.record import LedgerRecord
+from router.ledger.writer import Ledger
 from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import ChatRequest, parse_chat_request
 from router.protocol.chat_response import Chunk, Completion, Usage
@@ -39,11 +41,11 @@ from router.redis import keys as lk
 from router.redis.keys import utc_day
 from router.route.capabilities import estimate_prompt_tokens
 from router.route.decision import Plan, RouteDecision
-
-if TYPE_CHECKING:
-    from router.services import Services
+from router.tasks import Tasks
 
 log = structlog.get_logger("router.learning")
+TASK_KIND = "shadow"
+"""The kind of shadow jobs in :class:`~router.tasks.Tasks` (at most ``max_concurrent``)."""
 JUDGE_OVERHEAD_TOKENS = 250
 """The judge prompt's instructions and markers, in tokens (for the spend estimate)."""
 
@@ -161,14 +163,24 @@ def _request(body: dict[str, Any]) -> ChatRequest:
 class ShadowRunner:
     """Runs shadow jobs in the background of one gateway process."""
 
-    def __init__(self, services: Services, redis: Any) -> None:
-        """Shadow for ``services``; labels and the budget live in ``redis``."""
-        self.services = services
+    def __init__(
+        self,
+        redis: Any,
+        current_policy: Callable[[], Policy],
+        backend_for: Callable[[ModelSpec], Backend],
+        ledger: Ledger | None,
+        tasks: Tasks,
+    ) -> None:
+        """Shadow with the policy in force and its backends; labels and the budget live in
+        ``redis``, shadow and judge calls are written to ``ledger``, jobs run in ``tasks``."""
+        self.current_policy = current_policy
+        self.backend_for = backend_for
+        self.ledger = ledger
         self.budget = ShadowBudget(redis)
         self.labels = LabelStore(redis)
         self.redis = redis
         self.counters: Counter[str] = Counter()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = tasks
 
     async def count(self, outcome: str) -> None:
         """Count ``outcome`` here and in the day's shared counters (never raises)."""
@@ -182,24 +194,32 @@ class ShadowRunner:
         except Exception as exc:
             log.debug("shadow_count_failed", error=repr(exc))
 
-    async def submit(self, job: ShadowJob, outcome: Any) -> None:
-        """Start ``job`` unless the request failed; called after the response was sent."""
-        if outcome.status != 200 or outcome.error_code is not None or outcome.attempts.fell_back:
+    async def submit(
+        self,
+        job: ShadowJob,
+        *,
+        ok: bool,
+        completion: Completion | None,
+        completion_tokens: int,
+        policy_hash: str,
+    ) -> None:
+        """Start ``job`` unless the request failed (``ok`` False: an error, a cut stream or a
+        fallback answered); called after the response was sent. ``completion`` is the served
+        JSON answer (None for a stream, whose text the job collected)."""
+        if not ok:
             await self.count("skipped_failed")
             return
-        answer = job.served_answer(outcome.completion)
+        answer = job.served_answer(completion)
         if not answer:
             await self.count("skipped_no_text")
             return
-        limit = self.services.policies.current.policy.learning.max_concurrent
-        if len(self.tasks) >= limit:
+        limit = self.current_policy().learning.max_concurrent
+        if self.tasks.running(TASK_KIND) >= limit:
             await self.count("skipped_busy")
             return
-        job.served_tokens = outcome.usage.completion_tokens if outcome.usage else 0
-        job.policy_hash = outcome.policy_hash
-        task = asyncio.get_running_loop().create_task(self._run(job, answer))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        job.served_tokens = completion_tokens
+        job.policy_hash = policy_hash
+        self.tasks.spawn(TASK_KIND, self._run(job, answer))
 
     def _estimate_usd(self, job: ShadowJob, max_tokens: int, judge_max_tokens: int) -> float:
         prompt = estimate_prompt_tokens(job.req)
@@ -209,7 +229,7 @@ class ShadowRunner:
         return other + 2 * judge
 
     async def _run(self, job: ShadowJob, served_answer: str) -> None:
-        policy = self.services.policies.current.policy
+        policy = self.current_policy()
         settings = policy.learning
         cap = job.req.output_limit
         max_tokens = min(cap, settings.shadow_max_tokens) if cap else settings.shadow_max_tokens
@@ -259,8 +279,8 @@ class ShadowRunner:
                 log.warning("shadow_settle_failed", error=repr(exc))
 
     async def _call(self, model: ModelSpec, req: ChatRequest, policy: Policy) -> Completion:
-        backend = self.services.backends.for_model(model)
-        return await backend.complete(req, model, policy)
+        backend = self.backend_for(model)
+        return await backend.complete(req, Target.of(policy, model))
 
     async def _judge(
         self, job: ShadowJob, weak: str, strong: str, policy: Policy
@@ -293,7 +313,7 @@ class ShadowRunner:
     ) -> float:
         """Write one ``shadow`` ledger row (no team, no key); returns its cost in USD."""
         cost = model_cost_usd(model, usage)
-        ledger = self.services.ledger
+        ledger = self.ledger
         if ledger is None:
             return cost
         rec = LedgerRecord(
@@ -348,11 +368,3 @@ class ShadowRunner:
             },
         )
         await self.labels.add(label, retention_s)
-
-    async def aclose(self, timeout_s: float = 10.0) -> None:
-        """Wait (at most ``timeout_s``) for jobs in flight, then cancel the rest."""
-        if not self.tasks:
-            return
-        _done, pending = await asyncio.wait(set(self.tasks), timeout=timeout_s)
-        for task in pending:
-            task.cancel()

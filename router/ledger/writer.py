@@ -16,7 +16,6 @@ id is not the request id because clients may send the same ``x-request-id`` twic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Coroutine
@@ -34,6 +33,7 @@ from router.ledger.spool import Command, Spool, SpoolEntry
 from router.redis import keys as lk
 from router.redis.client import RedisClient
 from router.redis.keys import to_nano
+from router.tasks import Tasks
 
 log = structlog.get_logger("router.ledger")
 STREAM_MAXLEN = 20_000_000
@@ -126,18 +126,27 @@ def append_command(
     return "ledger", keys, args
 
 
+TASK_KIND = "ledger"
+"""The kind of the ledger's background writes in :class:`~router.tasks.Tasks`."""
+
+
 class Ledger:
-    """Writes ledger records and settles reservations; owns its background tasks."""
+    """Writes ledger records and settles reservations, in the background."""
 
     def __init__(
-        self, redis: RedisClient | None, budgets: Budgets, spool: Spool | None = None
+        self,
+        redis: RedisClient | None,
+        budgets: Budgets,
+        spool: Spool | None = None,
+        tasks: Tasks | None = None,
     ) -> None:
+        """``tasks`` holds the background writes (the app's one owner; a private one if None)."""
         self.redis: Any = redis
         """The client (typed loosely: redis-py's stubs do not know ``decode_responses``)."""
         self.budgets = budgets
         self.spool = spool
         """Where records go when Redis cannot take them (None: they are logged and counted)."""
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = tasks if tasks is not None else Tasks()
         self.written = 0
         self.duplicates = 0
         """Appends refused because a row with the same write id exists (replays, reclaims)."""
@@ -148,10 +157,8 @@ class Ledger:
         self._flush_scheduled = False
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` in the background, keeping a reference until it finishes."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        """Run ``coro`` in the background (a task of the ledger's kind)."""
+        self.tasks.spawn(TASK_KIND, coro)
 
     def entry(self, record: LedgerRecord, hold: Reservation | None) -> SpoolEntry:
         """``record``'s commands: the settle (or, for a ``fail_open`` hold, the charge that
@@ -269,17 +276,14 @@ class Ledger:
         those queued for a batch and those that tasks finishing meanwhile add."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self.tasks or self._pending:
+        while self.tasks.running(TASK_KIND) or self._pending:
             if self._pending and not self._flush_scheduled:
                 batch, self._pending = self._pending, []
                 await self.write_entries(batch)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            if self.tasks:
-                with contextlib.suppress(TimeoutError):
-                    pending = asyncio.gather(*self.tasks, return_exceptions=True)
-                    await asyncio.wait_for(pending, remaining)
+            await self.tasks.wait(TASK_KIND, remaining)
         if self._pending:  # out of time: keep them on disk rather than drop them
             batch, self._pending = self._pending, []
             await self._spool(batch, TimeoutError("shutdown"))

@@ -1,9 +1,9 @@
 """The ``router_budget_remaining_usd`` gauge, refreshed after requests settle.
 
-``pipeline.record`` (via :func:`router.observability.hub.on_record`) marks the budget scopes a
-settled request counted against; one background read per ``REFRESH_DELAY_S`` fetches the spend
-of every marked scope from Redis and sets limit minus spend. The request path only adds to a
-dict; a burst of requests costs one Redis read per scope.
+The pipeline's ``record`` (via :func:`router.observability.hub.on_record`) marks the budget
+scopes a settled request counted against; one background read per ``REFRESH_DELAY_S`` fetches
+the spend of every marked scope from Redis and sets limit minus spend. The request path only
+adds to a dict; a burst of requests costs one Redis read per scope.
 """
 
 from __future__ import annotations

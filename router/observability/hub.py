@@ -9,59 +9,32 @@ never raises into the request.
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import orjson
 import structlog
 
-from router.backends.calls import Attempts
+from router.backends.registry import BackendRegistry
 from router.budget.admission import scopes_for
 from router.budget.pricing import model_cost_usd
-from router.budget.reserve import Budgets, Reservation
-from router.classify.base import Classification
-from router.context import RequestContext
+from router.budget.reserve import Budgets
 from router.errors import RouterError
+from router.keys.store import RedisKeyStore
 from router.observability.budget_gauge import BudgetGauge
 from router.observability.drift import DriftMonitor, Reference
 from router.observability.feedback import FeedbackStore, IndexEntry, prompt_digest
 from router.observability.metrics import Metrics, RuntimeCollector
-from router.observability.stages import StageTimes
 from router.observability.tracing import TraceFacts, Tracing
+from router.pipeline.outcome import Outcome
+from router.policy.schema import Policy
+from router.policy.store import PolicyStore
 from router.protocol.chat_request import ChatRequest
-from router.protocol.chat_response import Usage
-from router.route.decision import RouteDecision
 from router.settings import Settings
-
-if TYPE_CHECKING:
-    from router.services import Services
 
 log = structlog.get_logger("router.observability")
 NO_LABEL = "-"
-CACHE_HITS = frozenset({"exact", "semantic"})
-
-
-class Recorded(Protocol):
-    """The parts of :class:`router.pipeline.ChatOutcome` the hook reads."""
-
-    ctx: RequestContext
-    policy_hash: str
-    decision: RouteDecision
-    classification: Classification | None
-    attempts: Attempts
-    usage: Usage | None
-    cost_usd: float | None
-    status: int
-    error_code: str | None
-    hold: Reservation | None
-    times: StageTimes
-
-    @property
-    def model_name(self) -> str:
-        """The model that answered or was last tried."""
-        ...
 
 
 @dataclass
@@ -73,8 +46,6 @@ class Observability:
     tracing: Tracing | None = None
     feedback: FeedbackStore = field(default_factory=lambda: FeedbackStore(None))
     budget_gauge: BudgetGauge | None = None
-    recorded_errors: weakref.WeakSet[BaseException] = field(default_factory=weakref.WeakSet)
-    """Errors already counted by :func:`on_record` (so the API does not count them again)."""
     hook_errors: int = 0
     attached: bool = False
     """Whether the scrape-time collector is registered (on the first scrape)."""
@@ -96,17 +67,12 @@ class Observability:
             budget_gauge=BudgetGauge(metrics, budgets),
         )
 
-    def attach(self, services: Services) -> None:
-        """Register the scrape-time collector that reads ``services`` (once; idempotent)."""
+    def attach(self, queues: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        """Register the scrape-time collector; ``queues`` reports the local models' queues
+        (see :func:`local_queues`). Once; idempotent."""
         if self.attached:
             return
         self.attached = True
-        ref = weakref.ref(services)
-
-        def queues() -> Iterator[tuple[str, int, int]]:
-            s = ref()
-            if s is not None:
-                yield from local_queues(s)
 
         def drift() -> tuple[float | None, int, bool, int, int]:
             d = self.drift
@@ -115,9 +81,7 @@ class Observability:
         self.metrics.add_runtime(RuntimeCollector(queues, drift))
 
     def rejected(self, error: RouterError) -> None:
-        """Count a request the API rejected before (or without) the pipeline recording it."""
-        if error in self.recorded_errors:
-            return
+        """Count a request refused before it had a routing decision (so it is not recorded)."""
         self.metrics.requests.get(NO_LABEL, NO_LABEL, str(error.status), NO_LABEL).inc()
 
     async def aclose(self) -> None:
@@ -129,13 +93,15 @@ class Observability:
             self.tracing.shutdown()
 
 
-def local_queues(services: Services) -> Iterator[tuple[str, int, int]]:
+def local_queues(
+    policies: PolicyStore, backends: BackendRegistry
+) -> Iterator[tuple[str, int, int]]:
     """``(model, waiting, running)`` of every in-process local model of the current policy."""
-    for spec in services.policies.current.policy.models:
+    for spec in policies.current.policy.models:
         if spec.backend != "local":
             continue
         try:
-            backend = services.backends.for_model(spec)
+            backend = backends.for_model(spec)
         except RouterError:
             continue
         stats = getattr(backend, "stats", None)
@@ -147,23 +113,30 @@ def local_queues(services: Services) -> Iterator[tuple[str, int, int]]:
 
 
 def on_record(
-    services: Services, req: ChatRequest, outcome: Recorded, error: RouterError | None
+    obs: Observability,
+    policy: Policy,
+    keys: RedisKeyStore | None,
+    req: ChatRequest,
+    outcome: Outcome,
 ) -> None:
-    """Update metrics, drift, traces, budget gauges and the feedback index for one request."""
-    obs: Observability = services.observability
+    """Update metrics, drift, traces, budget gauges and the feedback index for one request.
+
+    ``policy`` is the current policy (drift and feedback settings, budget scopes); ``keys``
+    finds the request's virtual key for the budget gauges.
+    """
     try:
-        _observe(services, obs, req, outcome, error)
+        _observe(obs, policy, keys, req, outcome)
     except Exception as exc:  # observability must never fail a request
         obs.hook_errors += 1
         log.error("observability_hook_failed", error=repr(exc), exc_info=exc)
 
 
 def _observe(
-    services: Services,
     obs: Observability,
+    policy: Policy,
+    keys: RedisKeyStore | None,
     req: ChatRequest,
-    outcome: Recorded,
-    error: RouterError | None,
+    outcome: Outcome,
 ) -> None:
     now = time.perf_counter()
     m = obs.metrics
@@ -172,22 +145,19 @@ def _observe(
     route = d.route or NO_LABEL
     model = outcome.model_name
     team = outcome.ctx.team or NO_LABEL
-    cache = str(getattr(outcome, "cache_status", None) or "miss").removeprefix("hit-")
-    if error is not None:
-        obs.recorded_errors.add(error)
+    cache = outcome.cache
     m.requests.get(route, model, str(outcome.status), cache).inc()
     total = now - outcome.ctx.started_at
     m.latency.get(route).observe(total)
     m.overhead.get(route).observe(max(0.0, total - times.upstream_s))
-    hit = cache in CACHE_HITS
+    hit = outcome.cache_hit
     if times.admitted and not hit:
         m.upstream.get(model).observe(times.upstream_s)
-    for failed_model, code in outcome.attempts.failures:
+    for failed_model, code in outcome.failures:
         m.upstream_failures.get(failed_model, code).inc()
     c = outcome.classification
     if c is not None:
         m.classifier.get(c.source).observe(c.latency_s)
-        policy = services.policies.current.policy
         drift = policy.observability.drift
         if drift is not obs.drift.settings:  # a policy reload (identity check: cheap)
             obs.drift.configure(drift)
@@ -207,24 +177,19 @@ def _observe(
                 m.saved.get(team).inc(saved)
     hold = outcome.hold
     if hold is not None and not hold.local and obs.budget_gauge is not None:
-        _mark_budgets(services, obs.budget_gauge, outcome)
+        key = keys.cached(outcome.ctx.key_id) if keys is not None else None
+        scopes, _limits = scopes_for(policy.budgets, key, outcome.ctx.team)
+        obs.budget_gauge.mark(scopes)
     if outcome.status < 400:
-        _index_for_feedback(services, obs, req, outcome)
+        _index_for_feedback(policy, obs, req, outcome)
     if obs.tracing is not None:
         obs.tracing.record(_trace_facts(outcome, now, route, cache, hit))
 
 
-def _mark_budgets(services: Services, gauge: BudgetGauge, outcome: Recorded) -> None:
-    key = services.keys.cached(outcome.ctx.key_id) if services.keys is not None else None
-    policy = services.policies.current.policy
-    scopes, _limits = scopes_for(policy.budgets, key, outcome.ctx.team)
-    gauge.mark(scopes)
-
-
 def _index_for_feedback(
-    services: Services, obs: Observability, req: ChatRequest, outcome: Recorded
+    policy: Policy, obs: Observability, req: ChatRequest, outcome: Outcome
 ) -> None:
-    settings = services.policies.current.policy.observability.feedback
+    settings = policy.observability.feedback
     if not settings.enabled or obs.feedback.redis is None:
         return
     pairs = [(m.role, m.text()) for m in req.messages]
@@ -245,7 +210,7 @@ def _index_for_feedback(
     obs.feedback.index(IndexEntry(outcome.ctx.tenant, outcome.ctx.request_id, fields, ttl_s))
 
 
-def _trace_facts(outcome: Recorded, now: float, route: str, cache: str, hit: bool) -> TraceFacts:
+def _trace_facts(outcome: Outcome, now: float, route: str, cache: str, hit: bool) -> TraceFacts:
     t = outcome.times
     d = outcome.decision
     attrs: dict[str, str | int | float | bool] = {
@@ -270,6 +235,6 @@ def _trace_facts(outcome: Recorded, now: float, route: str, cache: str, hit: boo
         upstream_s=t.upstream_s,
         ended=now,
         attributes=attrs,
-        failures=tuple(outcome.attempts.failures),
+        failures=outcome.failures,
         error=outcome.error_code,
     )

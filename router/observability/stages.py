@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StageTimes:
-    """``time.perf_counter()`` stamps of one request; 0.0 means "did not happen"."""
+    """``time.perf_counter()`` stamps of one finished request; 0.0 means "did not happen"."""
 
     planned: float = 0.0
     """Before the classifier (after parsing, auth and planning)."""
@@ -23,5 +23,3 @@ class StageTimes:
     upstream_s: float = 0.0
     """Seconds spent waiting on backends: the call (with retries and fallbacks), and for a
     stream each wait for the next chunk."""
-    first_chunk: float = 0.0
-    """When a stream's first chunk arrived (streams only)."""

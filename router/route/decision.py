@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from router.context import RequestContext
 from router.errors import (
@@ -256,3 +256,91 @@ def _strongest(policy: Policy, plan: Plan) -> ModelSpec | None:
         return plan.pinned
     tiers = plan.eligible or plan.route.tiers
     return policy.model(tiers[-1].model)
+
+
+@dataclass(frozen=True, slots=True)
+class KeepLocal:
+    """Adjustment: only the models named in ``local`` may serve the request.
+
+    The privacy guard's pin: hosted fallbacks are dropped, and a hosted target is refused with
+    a 400 that says ``why`` (never the detected value).
+    """
+
+    local: frozenset[str]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Downgrade:
+    """Adjustment: the route's local (first eligible) tier, without fallbacks.
+
+    Budget admission's ``downgrade`` action: a budget-exhausted request must not reach a dearer
+    model, so nothing falls back from the local tier.
+    """
+
+
+Adjustment = KeepLocal | Downgrade
+"""The only ways a decision changes after :func:`decide` made it."""
+
+
+def adjust(
+    policy: Policy, policy_hash: str, plan: Plan, decision: RouteDecision, step: Adjustment
+) -> RouteDecision | None:
+    """``decision`` changed by ``step``; None when ``step`` cannot change it (a downgrade of a
+    decision already on the local tier, or of a request without a route).
+
+    Raises :class:`InvalidRequest` when ``KeepLocal`` finds a hosted target.
+    """
+    if isinstance(step, KeepLocal):
+        return _keep_local(decision, step)
+    route = plan.route
+    if route is None:
+        return None
+    tier = (plan.eligible or route.tiers)[0]
+    model = policy.model(tier.model)
+    if model is None or model.name == decision.target.name:
+        return None
+    local_plan = replace(
+        plan, pinned=model, pinned_tier=tier.name, reason=f"budget exhausted: tier '{tier.name}'"
+    )
+    return replace(decide(policy, policy_hash, local_plan, decision.score), fallbacks=())
+
+
+def _keep_local(decision: RouteDecision, step: KeepLocal) -> RouteDecision:
+    if decision.target.name not in step.local:
+        raise InvalidRequest(
+            f"This request must stay on local models ({step.why}), but the only "
+            f"model that can serve it now is '{decision.target.name}', which is hosted"
+            + (f" ({decision.fallback_reason})." if decision.fallback_reason else "."),
+            param="model",
+            code="privacy_pinned_local",
+        )
+    local = tuple(m for m in decision.fallbacks if m.name in step.local)
+    if len(local) == len(decision.fallbacks):
+        return decision
+    return replace(decision, fallbacks=local)
+
+
+def decide_cached(
+    policy: Policy, policy_hash: str, plan: Plan, model_name: str, reason: str
+) -> RouteDecision:
+    """The decision reported for a cache hit: the model that answered originally.
+
+    ``strongest`` is the route's strongest eligible tier, so the ledger's counterfactual shows
+    what the hit saved.
+    """
+    target = policy.model(model_name) or plan.pinned
+    if target is None:
+        tier_model = policy.model(plan.eligible[0].model) if plan.eligible else None
+        target = tier_model or policy.models[0]
+    strongest = policy.model(plan.eligible[-1].model) if plan.eligible else target
+    return RouteDecision(
+        target=target,
+        fallbacks=(),
+        score=None,
+        reason=reason,
+        policy_hash=policy_hash,
+        route=plan.route.alias if plan.route is not None else None,
+        tier=None,
+        strongest=strongest,
+    )

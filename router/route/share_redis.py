@@ -7,16 +7,21 @@ Requests never wait on Redis here: observations are buffered and pushed in the b
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
 
 from router.redis.keys import score_window_key
 from router.route.share import LocalScoreWindow, quantile_threshold
+from router.tasks import Tasks
 
 log = structlog.get_logger(__name__)
+
+
+TASK_KIND = "score-window"
+"""The kind of the windows' background pushes and refreshes in :class:`~router.tasks.Tasks`."""
 
 
 class RedisScoreWindow:
@@ -31,8 +36,10 @@ class RedisScoreWindow:
         min_samples: int = 100,
         flush_every: int = 20,
         refresh_s: float = 2.0,
+        tasks: Tasks | None = None,
     ) -> None:
-        """``redis`` is a ``redis.asyncio`` client (standalone, Sentinel or Cluster)."""
+        """``redis`` is a ``redis.asyncio`` client (standalone, Sentinel or Cluster); ``tasks``
+        holds the background pushes and refreshes (the app's one owner; a private one if None)."""
         self._redis = redis
         self.key = score_window_key(route_alias)
         self.size = size
@@ -44,13 +51,11 @@ class RedisScoreWindow:
         self._shared: list[float] = []
         self._refreshed_at = 0.0
         self._cache: dict[float, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = tasks if tasks is not None else Tasks()
         self.errors = 0
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.spawn(TASK_KIND, coro)
 
     async def observe(self, score: float) -> None:
         """Record one score; pushed to Redis with the next batch."""
@@ -98,5 +103,4 @@ class RedisScoreWindow:
         if self._pending:
             batch, self._pending = self._pending, []
             await self._push(batch)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait(TASK_KIND)

@@ -223,13 +223,17 @@ class _Replica:
         self.swapped.append(model_dir)
 
 
+def _no_backend(model: Any) -> Any:
+    raise AssertionError(f"no shadow call expected (asked for {model})")
+
+
 async def test_the_background_job_promotes_and_the_replica_swaps(
     redis_client: aredis.Redis,
 ) -> None:
     import asyncio
-    from typing import cast
 
     from router.learning.runtime import LearningRuntime
+    from router.tasks import Tasks
 
     scores = _shipped_scores()
     await _labels(redis_client, (scores < np.median(scores)).astype(np.float64))
@@ -241,7 +245,14 @@ async def test_the_background_job_promotes_and_the_replica_swaps(
         }
     )  # fmt: skip
     replica = _Replica(policy)
-    runtime = await LearningRuntime.start(cast(Any, replica), redis_client)
+    runtime = await LearningRuntime.start(
+        redis_client,
+        current_policy=lambda: replica.policies.current.policy,
+        swap_head=replica.swap_head,
+        backend_for=_no_backend,
+        ledger=None,
+        tasks=Tasks(),
+    )
     try:
         for _ in range(1200):  # the job runs after interval_s, then the watcher swaps
             if runtime.serving == "v1":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from router.backends.base import Target
 from router.backends.litellm_backend import LiteLLMBackend
 from router.errors import UpstreamBadRequest, UpstreamRateLimited, UpstreamServerError
 from router.policy.schema import Defaults, ModelSpec, Policy, Price, RetryPolicy
@@ -41,10 +42,10 @@ async def test_complete_and_stream_with_usage() -> None:
     backend = LiteLLMBackend()
     async with running_mock(MockConfig()) as url:
         policy, model = policy_for(url)
-        out = await backend.complete(request(), model, policy)
+        out = await backend.complete(request(), Target.of(policy, model))
         assert out.body["choices"][0]["message"]["content"].startswith("Mock reply")
         assert out.usage is not None and out.usage.prompt_tokens > 0
-        chunks = [c async for c in backend.stream(request(stream=True), model, policy)]
+        chunks = [c async for c in backend.stream(request(stream=True), Target.of(policy, model))]
         text = "".join(
             (c.data["choices"][0]["delta"].get("content") or "")
             for c in chunks
@@ -64,4 +65,4 @@ async def test_errors_are_translated(status: int, error: type[Exception]) -> Non
     async with running_mock(MockConfig(fail_status=status)) as url:
         policy, model = policy_for(url)
         with pytest.raises(error):
-            await backend.complete(request(), model, policy)
+            await backend.complete(request(), Target.of(policy, model))

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import yaml
 
+from router.backends.base import Target
 from router.backends.openai_compat import OpenAICompatBackend
 from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import parse_chat_request
@@ -46,10 +47,10 @@ async def send(entry: dict[str, Any], url: str, body: bytes) -> dict[str, Any]:
         backend = OpenAICompatBackend(session)
         req = parse_chat_request(body)
         if req.stream:
-            chunks = [c async for c in backend.stream(req, spec, policy)]
+            chunks = [c async for c in backend.stream(req, Target.of(policy, spec))]
             assert chunks[-1].usage is not None
         else:
-            out = await backend.complete(req, spec, policy)
+            out = await backend.complete(req, Target.of(policy, spec))
             assert out.usage is not None
     async with httpx.AsyncClient() as c:
         last: dict[str, Any] = (await c.get(url.removesuffix("/v1") + "/_mock/stats")).json()[

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from router.backends.base import Target
 from router.backends.local import LocalBackend, LocalModelUnavailable, LocalQueueFull
 from router.backends.local_engine import Engine
 from router.errors import (
@@ -77,14 +78,14 @@ def is_ready(backend: LocalBackend) -> bool:
 def open_stream(backend: LocalBackend, pol: Policy, **fields: Any) -> AsyncGenerator[Chunk, None]:
     return cast(
         AsyncGenerator[Chunk, None],
-        backend.stream(request(stream=True, **fields), small(pol), pol),
+        backend.stream(request(stream=True, **fields), Target.of(pol, small(pol))),
     )
 
 
 async def test_complete_returns_an_openai_chat_completion() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(), pol)
-    done = await backend.complete(request(), small(pol), pol)
+    done = await backend.complete(request(), Target.of(pol, small(pol)))
     assert done.model == "small"
     assert done.usage is not None
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (4, 4)
@@ -106,7 +107,7 @@ async def test_complete_returns_an_openai_chat_completion() -> None:
 async def test_stream_sends_role_text_finish_then_usage() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(), pol)
-    chunks = await collect(backend.stream(request(stream=True), small(pol), pol))
+    chunks = await collect(backend.stream(request(stream=True), Target.of(pol, small(pol))))
     assert chunks[0].data["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     texts = [c.data["choices"][0]["delta"].get("content") for c in chunks[1:-2]]
     assert texts == ["Hello", ",", " world", "!"]
@@ -127,11 +128,14 @@ async def test_request_parameters_reach_the_engine() -> None:
     pol = policy(max_new_tokens=50, default_temperature=0.3)
     engine = ScriptedEngine()
     backend = backend_with(engine, pol)
-    await backend.complete(request(), small(pol), pol)
+    await backend.complete(request(), Target.of(pol, small(pol)))
     await backend.complete(
-        request(temperature=0, top_p=0.5, stop="x", seed=3, max_tokens=2), small(pol), pol
+        request(temperature=0, top_p=0.5, stop="x", seed=3, max_tokens=2),
+        Target.of(pol, small(pol)),
     )
-    await backend.complete(request(max_completion_tokens=7, stop=["a", "b"]), small(pol), pol)
+    await backend.complete(
+        request(max_completion_tokens=7, stop=["a", "b"]), Target.of(pol, small(pol))
+    )
     first, second, third = engine.seen
     assert (first.max_new_tokens, first.temperature, first.top_p, first.stop) == (50, 0.3, 1, ())
     assert (second.temperature, second.top_p, second.stop, second.seed) == (0, 0.5, ("x",), 3)
@@ -142,10 +146,10 @@ async def test_request_parameters_reach_the_engine() -> None:
 async def test_max_tokens_gives_length_and_stop_sequences_cut() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(), pol)
-    short = await backend.complete(request(max_tokens=2), small(pol), pol)
+    short = await backend.complete(request(max_tokens=2), Target.of(pol, small(pol)))
     assert short.body["choices"][0]["message"]["content"] == "Hello,"
     assert short.body["choices"][0]["finish_reason"] == "length"
-    cut = await backend.complete(request(stop=[" wor"]), small(pol), pol)
+    cut = await backend.complete(request(stop=[" wor"]), Target.of(pol, small(pol)))
     assert cut.body["choices"][0]["message"]["content"] == "Hello,"
     assert cut.body["choices"][0]["finish_reason"] == "stop"
 
@@ -153,13 +157,13 @@ async def test_max_tokens_gives_length_and_stop_sequences_cut() -> None:
 async def test_output_is_capped_by_the_context_window() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(context_window=5), pol)
-    done = await backend.complete(request(max_tokens=100), small(pol), pol)
+    done = await backend.complete(request(max_tokens=100), Target.of(pol, small(pol)))
     assert done.usage is not None  # a 4-token prompt leaves room for 1 token
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (4, 1)
     assert done.body["choices"][0]["finish_reason"] == "length"
     long = request(messages=[{"role": "user", "content": "one two three four five six"}])
     with pytest.raises(UpstreamBadRequest) as err:
-        await backend.complete(long, small(pol), pol)
+        await backend.complete(long, Target.of(pol, small(pol)))
     assert err.value.code == "context_length_exceeded"
 
 
@@ -167,21 +171,21 @@ async def test_n_above_one_is_a_bad_request() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(), pol)
     with pytest.raises(UpstreamBadRequest, match="'n'"):
-        await backend.complete(request(n=2), small(pol), pol)
+        await backend.complete(request(n=2), Target.of(pol, small(pol)))
 
 
 async def test_an_engine_failure_is_a_retryable_upstream_error() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(fail_with=RuntimeError("CUDA out of memory")), pol)
     with pytest.raises(UpstreamServerError, match="CUDA out of memory") as err:
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     assert err.value.retryable and err.value.model == "small"
     assert backend.stats()["small"].running == 0
 
 
 async def hold_one(backend: LocalBackend, pol: Policy, gate: threading.Event) -> asyncio.Task[Any]:
     """Start a request that occupies the only slot until ``gate`` is set."""
-    task = asyncio.create_task(backend.complete(request(), small(pol), pol))
+    task = asyncio.create_task(backend.complete(request(), Target.of(pol, small(pol))))
     await until(lambda: backend.stats()["small"].running == 1)
     return task
 
@@ -196,7 +200,7 @@ async def test_a_full_queue_falls_back_or_rejects(action: str, error: type[Excep
     backend = backend_with(ScriptedEngine(gate=gate), pol)
     first = await hold_one(backend, pol, gate)
     with pytest.raises(error) as err:
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     if action == "fallback":
         assert isinstance(err.value, UpstreamError) and err.value.retryable
         assert err.value.status == 503
@@ -213,10 +217,10 @@ async def test_requests_within_max_queue_wait_for_a_slot() -> None:
     gate = threading.Event()
     backend = backend_with(ScriptedEngine(gate=gate), pol)
     first = await hold_one(backend, pol, gate)
-    second = asyncio.create_task(backend.complete(request(), small(pol), pol))
+    second = asyncio.create_task(backend.complete(request(), Target.of(pol, small(pol))))
     await until(lambda: backend.stats()["small"].waiting == 1)
     with pytest.raises(ServiceUnavailable):  # the queue of one is taken
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     gate.set()
     await asyncio.gather(first, second)
     assert backend.stats()["small"].requests == 2
@@ -228,8 +232,8 @@ async def test_wait_ignores_max_queue_and_times_out_into_a_fallback() -> None:
     backend = backend_with(ScriptedEngine(gate=gate), pol)
     first = await hold_one(backend, pol, gate)
     with pytest.raises(LocalQueueFull, match="no free slot"):
-        await backend.complete(request(), small(pol), pol)
-    waiter = asyncio.create_task(backend.complete(request(), small(pol), pol))
+        await backend.complete(request(), Target.of(pol, small(pol)))
+    waiter = asyncio.create_task(backend.complete(request(), Target.of(pol, small(pol))))
     await asyncio.sleep(0.01)
     gate.set()
     await asyncio.gather(first, waiter)
@@ -256,7 +260,7 @@ async def test_a_client_that_leaves_cancels_the_generation_and_frees_the_slot() 
     await until(lambda: backend.stats()["small"].running == 0)
     gate.set()
     engine.gate = None
-    done = await backend.complete(request(), small(pol), pol)  # the slot is free again
+    done = await backend.complete(request(), Target.of(pol, small(pol)))  # the slot is free again
     assert done.body["choices"][0]["finish_reason"] == "stop"
 
 
@@ -283,7 +287,7 @@ async def test_the_total_timeout_applies() -> None:
     backend = backend_with(ScriptedEngine(gate=gate), pol)
     try:
         with pytest.raises(UpstreamTimeout):
-            await backend.complete(request(), small(pol), pol)
+            await backend.complete(request(), Target.of(pol, small(pol)))
     finally:
         gate.set()
 
@@ -304,7 +308,7 @@ async def test_start_loads_the_policy_models_and_reports_ready() -> None:
     await asyncio.sleep(0.02)
     assert backend.loading == {"small"} and not is_ready(backend)
     with pytest.raises(LocalModelUnavailable, match="is loading"):
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     gate.set()
     await starting
     assert is_ready(backend) and backend.loading == frozenset()
@@ -327,7 +331,7 @@ async def test_a_model_that_fails_to_load_is_unavailable_and_not_ready() -> None
     assert not is_ready(backend)
     assert "no such folder" in backend.errors["small"]
     with pytest.raises(LocalModelUnavailable, match="no such folder") as err:
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     assert err.value.retryable  # so the caller falls back to the next model
 
 
@@ -338,7 +342,7 @@ async def test_aclose_closes_the_engines() -> None:
     await backend.aclose()
     assert engine.closed
     with pytest.raises(LocalModelUnavailable):
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
 
 
 async def test_aclose_cancels_running_generations() -> None:
@@ -346,7 +350,7 @@ async def test_aclose_cancels_running_generations() -> None:
     gate = threading.Event()
     engine = ScriptedEngine(gate=gate)
     backend = backend_with(engine, pol)
-    running = asyncio.create_task(backend.complete(request(), small(pol), pol))
+    running = asyncio.create_task(backend.complete(request(), Target.of(pol, small(pol))))
     await asyncio.to_thread(engine.started.wait, 2)
     await asyncio.wait_for(backend.aclose(), 2)
     assert engine.cancelled.is_set() and engine.closed
@@ -359,10 +363,10 @@ async def test_messages_the_template_refuses_are_a_bad_request() -> None:
     pol = policy()
     backend = backend_with(ScriptedEngine(), pol)
     odd = request(messages=[{"role": "function", "content": "x", "name": "f"}])
-    done = await backend.complete(odd, small(pol), pol)  # function becomes tool
+    done = await backend.complete(odd, Target.of(pol, small(pol)))  # function becomes tool
     assert done.body["choices"][0]["finish_reason"] == "stop"
     dev = request(messages=[{"role": "developer", "content": "Be brief."}])
-    assert (await backend.complete(dev, small(pol), pol)).usage is not None
+    assert (await backend.complete(dev, Target.of(pol, small(pol)))).usage is not None
     engine = ScriptedEngine()
     backend = backend_with(engine, pol)
 
@@ -371,5 +375,5 @@ async def test_messages_the_template_refuses_are_a_bad_request() -> None:
 
     engine.encode_chat = refuse  # type: ignore[method-assign]
     with pytest.raises(UpstreamBadRequest, match="must alternate") as err:
-        await backend.complete(request(), small(pol), pol)
+        await backend.complete(request(), Target.of(pol, small(pol)))
     assert err.value.param == "messages"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from router.backends.base import Backend
+from router.backends.base import Backend, Target
 from router.backends.calls import Attempts, complete_with_fallbacks, open_stream_with_fallbacks
 from router.backends.local import LocalBackend
 from router.errors import ServiceUnavailable
@@ -26,14 +26,12 @@ class Hosted:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def complete(self, req: ChatRequest, target: ModelSpec, policy: Policy) -> Completion:
+    async def complete(self, req: ChatRequest, target: Target) -> Completion:
         self.calls += 1
         body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hosted"}}]}
         return Completion(body=body, usage=Usage(1, 1), model=target.name)
 
-    async def stream(
-        self, req: ChatRequest, target: ModelSpec, policy: Policy
-    ) -> AsyncIterator[Chunk]:
+    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         self.calls += 1
         yield Chunk({"choices": [{"index": 0, "delta": {"content": "hosted"}}]})
 
@@ -79,7 +77,7 @@ def request(**fields: Any) -> ChatRequest:
 
 async def occupy(local: LocalBackend, policy: Policy) -> asyncio.Task[Completion]:
     small = policy.models[0]
-    task = asyncio.create_task(local.complete(request(), small, policy))
+    task = asyncio.create_task(local.complete(request(), Target.of(policy, small)))
     for _ in range(400):
         if local.stats()["small"].running:
             return task

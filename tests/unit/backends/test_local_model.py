@@ -156,6 +156,7 @@ def test_device_and_dtype_choice() -> None:
 
 
 async def test_the_backend_streams_from_the_real_engine(tiny_dir: Path) -> None:
+    from router.backends.base import Target
     from router.backends.local import LocalBackend
     from router.policy.schema import Policy
     from router.protocol.chat_request import ChatRequest
@@ -179,11 +180,13 @@ async def test_the_backend_streams_from_the_real_engine(tiny_dir: Path) -> None:
     req = ChatRequest.model_validate(
         {"model": "tiny", "messages": QUESTION, "temperature": 0, "max_tokens": 6, "stream": True}
     )
-    chunks = [c async for c in backend.stream(req, target, policy)]
+    chunks = [c async for c in backend.stream(req, Target.of(policy, target))]
     usage = chunks[-1].usage
     assert usage is not None and usage.completion_tokens == 6
     assert chunks[-2].data["choices"][0]["finish_reason"] == "length"
     streamed = "".join(c.data["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
-    whole = await backend.complete(req.model_copy(update={"stream": False}), target, policy)
+    whole = await backend.complete(
+        req.model_copy(update={"stream": False}), Target.of(policy, target)
+    )
     assert whole.body["choices"][0]["message"]["content"] == streamed
     await backend.aclose()

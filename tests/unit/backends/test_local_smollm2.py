@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from router.backends.base import Target
 from router.backends.local import LocalBackend
 from router.policy.schema import Policy
 from router.protocol.chat_request import ChatRequest
@@ -45,11 +46,14 @@ async def test_smollm2_knows_the_capital_of_france() -> None:
             "max_tokens": 24,
         }
     )
-    done = await backend.complete(req, target, policy)
+    done = await backend.complete(req, Target.of(policy, target))
     answer = done.body["choices"][0]["message"]["content"]
     assert "Paris" in answer, answer
     chunks = [
-        c async for c in backend.stream(req.model_copy(update={"stream": True}), target, policy)
+        c
+        async for c in backend.stream(
+            req.model_copy(update={"stream": True}), Target.of(policy, target)
+        )
     ]
     streamed = "".join(c.data["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
     assert streamed == answer

@@ -84,11 +84,11 @@ async def test_latency_overhead_upstream_and_classifier_histograms(h: Harness) -
 
 async def test_overhead_excludes_upstream_wait(tmp_path: Path) -> None:
     class Slow(ScriptedBackend):
-        async def complete(self, req, target, policy):  # type: ignore[no-untyped-def]
+        async def complete(self, req, target):  # type: ignore[no-untyped-def]
             import asyncio
 
             await asyncio.sleep(0.2)
-            return await super().complete(req, target, policy)
+            return await super().complete(req, target)
 
     async for h in harness(write_policy(tmp_path), backend=Slow()):
         await h.chat()
