@@ -239,6 +239,8 @@ def train_top(
     opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
     steps = max(1, round(cfg.epochs * sum(len(g) for g in groups) / cfg.batch))
     top.train()
+    if cfg.lr_layers <= 0:
+        layers.eval()  # frozen means frozen: no dropout in the layers either
     for _ in range(steps):
         g = groups[int(rng.integers(len(groups)))]
         rows = rng.choice(g, min(cfg.batch, len(g)), replace=False)

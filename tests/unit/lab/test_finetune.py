@@ -112,3 +112,16 @@ def test_lofo_scores_every_family_without_it(tiny_model: Any) -> None:
     # A resumed run reuses the saved folds (nothing retrained) and gives the same scores.
     again, again_length = ft.run_lofo(tiny_model, 1, states, design, cfg, done=saved[-1])
     assert np.array_equal(again, learned) and np.array_equal(again_length, length_z)
+
+
+def test_frozen_layers_stay_unchanged(tiny_model: Any) -> None:
+    seqs = _seqs(32, seed=5)
+    states = ft.lower_states(tiny_model, seqs, split=1, pad_id=0)
+    rng = np.random.default_rng(6)
+    feats = rng.normal(size=(32, 2))
+    cfg = ft.FitConfig(epochs=2, batch=8, lr_layers=0.0)
+    top = ft.train_top(tiny_model, 1, states, feats, feats[:, 0], [np.arange(32)], cfg)
+    before = dict(tiny_model.encoder.layer[1].named_parameters())
+    for name, p in top.get_submodule("layers").named_parameters():
+        assert torch.equal(p, before[name.split(".", 1)[1]])
+    assert any(bool(p.abs().sum() > 0) for p in top.get_submodule("head").parameters())
