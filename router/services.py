@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import structlog
-from starlette.background import BackgroundTask
 
 from router.auth import Authenticator
 from router.backends.embedding_calls import LocalEncoders
@@ -21,12 +20,10 @@ from router.classify.base import Classifier
 from router.classify.factory import build_classifier
 from router.keys.store import RedisKeyStore
 from router.learning.runtime import LearningRuntime
-from router.learning.shadow import ShadowJob
 from router.ledger.replay import Upkeep
 from router.ledger.spool import Spool, SpoolCollector
 from router.ledger.writer import Ledger
 from router.observability.hub import Observability
-from router.pipeline.context import ChatOutcome
 from router.policy.schema import Policy
 from router.policy.sections.classifier import ClassifierSettings
 from router.policy.store import PolicyStore
@@ -170,25 +167,6 @@ class Services:
         policy = self.policies.current.policy
         if self._effective_classifier(policy) != self._classifier_settings:
             await self._swap_classifier(policy)
-
-    def shadow_task(self, outcome: ChatOutcome) -> BackgroundTask | None:
-        """The response's background task that starts ``outcome``'s shadow job, if any."""
-        if outcome.shadow is None or self.learning is None:
-            return None
-        return BackgroundTask(self._submit_shadow, outcome.shadow, outcome)
-
-    async def _submit_shadow(self, job: ShadowJob, outcome: ChatOutcome) -> None:
-        """Hand the sent response's shadow job to the runner, with how the request ended."""
-        done = outcome.finished()
-        if done is None or self.learning is None:  # not recorded: the response did not end
-            return
-        await self.learning.shadow.submit(
-            job,
-            ok=done.status == 200 and done.error_code is None and not done.fell_back,
-            completion=done.completion,
-            completion_tokens=done.usage.completion_tokens if done.usage else 0,
-            policy_hash=done.policy_hash,
-        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` (a model load, a classifier swap) in the background."""

@@ -29,6 +29,7 @@ from router.errors import ClientClosed, RouterError, UpstreamError
 from router.observability.logcontext import bind_request
 from router.pipeline.context import ChatOutcome, response_headers
 from router.pipeline.run import run_chat
+from router.pipeline.shadow import shadow_task
 from router.policy.load import LoadedPolicy
 from router.protocol.chat_request import ChatRequest
 from router.services import Services
@@ -131,7 +132,7 @@ async def serve(request: Request, adapter: Adapter[StateT]) -> Response:
         return _refused(adapter, err, loaded, rid, started, base_headers)
     # Starlette runs a response's background task after its last byte was sent: a shadow
     # label is started only once the client has the whole answer.
-    shadow = services.shadow_task(outcome)
+    shadow = shadow_task(services, outcome)
     return adapter.render(outcome, state, call, response_headers(outcome), shadow)
 
 

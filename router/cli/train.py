@@ -25,7 +25,7 @@ from router.classify.lofo import Candidate
 from router.classify.train import train_head, write_model
 from router.classify.trained import DEFAULT_MAX_TOKENS
 from router.lab.evaluate import format_lofo
-from router.observability.feedback_rows import ledger_training_data
+from router.learning.feedback_rows import ledger_training_data
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

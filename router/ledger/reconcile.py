@@ -23,11 +23,11 @@ import orjson
 
 from router.budget.reserve import Budgets
 from router.budget.scripts import RECONCILE
+from router.ledger.record import RECONCILED
 from router.ledger.replay import reclaimed_record
 from router.ledger.spool import SpoolEntry
 from router.ledger.writer import Ledger, append_command
 from router.redis import keys as bk
-from router.reports.aggregate import RECONCILED
 
 
 @dataclass(frozen=True, slots=True)

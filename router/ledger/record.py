@@ -6,6 +6,11 @@ import time
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
+RECLAIMED = "reclaimed"
+"""The ``error`` of a row written for a dead replica's hold (see router.ledger.replay)."""
+RECONCILED = "reconciled"
+"""The ``error`` of an adjustment row of ``router ledger reconcile`` (not a request)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:

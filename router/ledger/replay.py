@@ -28,11 +28,10 @@ import structlog
 from redis.exceptions import NoScriptError, ResponseError
 
 from router.budget.scripts import CLAIM, CLAIMED
-from router.ledger.record import LedgerRecord
+from router.ledger.record import RECLAIMED, LedgerRecord
 from router.ledger.spool import Spool, SpoolEntry
 from router.ledger.writer import BATCH_MAX, STORE_ERRORS, Ledger, append_command
 from router.redis import keys as bk
-from router.reports.aggregate import RECLAIMED
 
 log = structlog.get_logger("router.ledger")
 

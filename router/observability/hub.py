@@ -27,7 +27,7 @@ from router.observability.drift import DriftMonitor, Reference
 from router.observability.feedback import FeedbackStore, IndexEntry, prompt_digest
 from router.observability.metrics import Metrics, RuntimeCollector
 from router.observability.tracing import TraceFacts, Tracing
-from router.pipeline.outcome import Outcome
+from router.outcome import Outcome
 from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.protocol.chat_request import ChatRequest

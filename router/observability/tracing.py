@@ -6,7 +6,7 @@ when ``ROUTER_OTEL=console`` (spans printed to stdout, for debugging). Otherwise
 :meth:`Tracing.from_env` returns None, nothing of OpenTelemetry is imported, and the request
 path pays nothing.
 
-Spans are built when the request is recorded, from the :class:`~router.observability.stages.
+Spans are built when the request is recorded, from the :class:`~router.stage_times.
 StageTimes` stamps the pipeline takes anyway, with explicit start and end times: the request
 path never enters or leaves a span. The provider is this object's own (the global OpenTelemetry
 provider is left alone).

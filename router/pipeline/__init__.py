@@ -3,7 +3,7 @@
 * :mod:`~router.pipeline.run`: ``run_chat``, the stages in order;
 * :mod:`~router.pipeline.context`: the state of one running request, and the handle the API
   renders (``ChatOutcome``);
-* :mod:`~router.pipeline.outcome`: the finished request, immutable;
+* :mod:`~router.outcome`: the finished request, immutable;
 * :mod:`~router.pipeline.stream`: relaying an upstream stream, replaying a cached one;
 * :mod:`~router.pipeline.record`: the one place a finished request is written down.
 

@@ -21,12 +21,12 @@ from router.classify.base import Classification
 from router.context import RequestContext
 from router.errors import RouterError
 from router.learning.shadow import ShadowJob
-from router.observability.stages import StageTimes
-from router.pipeline.outcome import CacheResult, Outcome
+from router.outcome import CacheResult, Outcome
 from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion, Usage
 from router.route.decision import RouteDecision
+from router.stage_times import StageTimes
 
 
 @dataclass(slots=True)

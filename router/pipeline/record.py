@@ -15,7 +15,7 @@ import structlog
 from router.budget.pricing import model_cost_usd
 from router.ledger.record import LedgerRecord
 from router.observability.hub import on_record
-from router.pipeline.outcome import Outcome
+from router.outcome import Outcome
 from router.protocol.chat_request import ChatRequest
 from router.services import Services
 

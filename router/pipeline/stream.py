@@ -20,8 +20,8 @@ from router.cache.stage import StreamRecorder, hit_stream
 from router.errors import RouterError, UpstreamError
 from router.learning.shadow import ShadowJob
 from router.ledger.drain import UpstreamReader, estimated_usage
+from router.outcome import CLIENT_CLOSED
 from router.pipeline.context import Run
-from router.pipeline.outcome import CLIENT_CLOSED
 from router.pipeline.record import record
 from router.protocol import sse
 from router.protocol.chat_response import Chunk

@@ -28,12 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.ledger.record import LedgerRecord
-
-RECLAIMED = "reclaimed"
-"""The ``error`` of a row written for a dead replica's hold (see router.ledger.replay)."""
-RECONCILED = "reconciled"
-"""The ``error`` of an adjustment row of ``router ledger reconcile`` (not a request)."""
+from router.ledger.record import RECLAIMED, RECONCILED, LedgerRecord
 
 GROUP_FIELDS = ("team", "key", "model", "route", "tier", "day")
 """What ``--by`` accepts."""

@@ -15,8 +15,8 @@ import redis.asyncio as aredis
 from router.auth import Authenticator, Principal
 from router.budget.reserve import Budgets
 from router.errors import UpstreamError, UpstreamTimeout
+from router.learning.feedback_rows import build_rows, ledger_training_data
 from router.ledger.writer import Ledger
-from router.observability.feedback_rows import build_rows, ledger_training_data
 from router.observability.hub import Observability
 from router.redis import keys as fk
 from tests.unit.core.policy_text import POLICY, write_policy

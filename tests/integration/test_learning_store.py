@@ -184,7 +184,7 @@ async def test_train_from_ledger_includes_shadow_labels(
     import asyncio
 
     from router.classify.dataset import load_outcomes
-    from router.observability.feedback_rows import ledger_training_data
+    from router.learning.feedback_rows import ledger_training_data
 
     store = LabelStore(redis_client)
     msgs = [{"role": "user", "content": "prove it"}]

@@ -135,3 +135,28 @@ def test_services_are_used_only_by_the_app_the_api_and_the_pipeline() -> None:
         if "router.services" in deps and not m.startswith(allowed)
     )
     assert users == []
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` folded into the packages (or top-level modules) directly under ``router``."""
+
+    def top(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2])
+
+    out: dict[str, set[str]] = {}
+    for mod, deps in graph.items():
+        if mod == "router":
+            continue
+        me = top(mod)
+        out.setdefault(me, set()).update(top(d) for d in deps if d != "router" and top(d) != me)
+    for deps in list(out.values()):
+        for d in deps:
+            out.setdefault(d, set())
+    return out
+
+
+def test_no_package_imports_itself_through_others() -> None:
+    """The packages form layers: no two of them import each other, even through others."""
+    found = cycles(package_graph(import_graph()))
+    assert found == [], [sorted(c) for c in found]

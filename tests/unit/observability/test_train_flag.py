@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from router.cli.main import build_parser
-from router.observability.feedback_rows import build_rows, ledger_training_data
+from router.learning.feedback_rows import build_rows, ledger_training_data
 
 FACTS = {"model": "small", "prompt_sha256": "ab" * 32, "tenant": "default"}
 MESSAGES = orjson.dumps([{"role": "user", "content": "prove it"}]).decode()

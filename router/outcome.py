@@ -15,10 +15,10 @@ from router.budget.reserve import Reservation
 from router.classify.base import Classification
 from router.context import RequestContext
 from router.errors import RouterError
-from router.observability.stages import StageTimes
 from router.policy.schema import ModelSpec
 from router.protocol.chat_response import Completion, Usage
 from router.route.decision import RouteDecision
+from router.stage_times import StageTimes
 
 CacheResult = Literal["miss", "exact", "semantic"]
 """How the cache served a request (the ledger's ``cache`` column, the metrics' label)."""
