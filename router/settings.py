@@ -209,3 +209,11 @@ def publish_for_workers(settings: Settings) -> None:
     os.environ["ROUTER_PORT"] = str(settings.port)
     if settings.redis_url is not None:
         os.environ["REDIS_URL"] = settings.redis_url
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process this one starts: ours, plus ``extra``.
+
+    Children (a gateway under test, the mock upstream) read their own settings from it.
+    """
+    return {**_environ(), **(extra or {})}

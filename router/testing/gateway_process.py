@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from router.settings import child_environment
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
@@ -70,7 +72,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         """Start the process and block until it is ready."""
         # The child's environment (it reads its settings from there), not a setting of ours.
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        env = child_environment({**self.env, "PYTHONUNBUFFERED": "1"})
         if not env.get("ROUTER_DATA_DIR"):
             # A private data directory (embedded Redis, ledger spool): no state shared with
             # other runs or a developer's data.

@@ -29,6 +29,7 @@ import orjson
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from router.settings import child_environment
 from router.testing.mock_app import QuietStreamCuts, build_mock_app
 from router.testing.mock_config import MockConfig
 
@@ -141,7 +142,7 @@ class MockUpstreamProcess:
             return self
         root = str(Path(__file__).resolve().parents[2])
         # The child's environment (inherited, plus this checkout on its path), not a setting.
-        env = dict(os.environ)
+        env = child_environment()
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         cmd = [sys.executable, "-m", "router.testing.mock_upstream", "--host", self.host]
         cmd += ["--port", str(self.port), "--config-json", self.config.model_dump_json()]
