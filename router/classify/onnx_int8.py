@@ -27,9 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from router.settings import configure_libraries
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 RECIPE = "minilm-eager-fused-dyn-int8-pc-rr-v2"
 """Names the export and quantisation settings; change it when they change."""
@@ -137,7 +139,7 @@ def fuse(fp32: Path, config: Any) -> Path:
     try:
         from onnxruntime.transformers import optimizer  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - part of the onnxruntime wheel
-        log.warning("onnxruntime's transformer optimizer is missing (%s); not fusing", exc)
+        log.warning("onnx_optimizer_missing", fusing=False, error=repr(exc))
         return fp32
     with warnings_quiet(), _quiet_loggers("onnxruntime", "onnx_model", "fusion"):
         opt = optimizer.optimize_model(
@@ -149,7 +151,7 @@ def fuse(fp32: Path, config: Any) -> Path:
         )
     fused_ops = opt.get_fused_operator_statistics()
     if not fused_ops.get("Attention"):
-        log.warning("the transformer optimizer fused no attention (%s); not fusing", fused_ops)
+        log.warning("onnx_optimizer_fused_no_attention", fusing=False, fused_ops=fused_ops)
         return fp32
     out = fp32.with_name("fused.onnx")
     opt.save_model_to_file(str(out))
@@ -184,7 +186,7 @@ def ensure_built(model_dir: Path, cache_dir: Path) -> Path:
     with lock.open("a+b") as fh:
         _lock(fh)
         if not path.is_file():
-            log.info("building the int8 encoder %s (once, a few seconds)", path.name)
+            log.info("int8_encoder_build", file=path.name, note="once, a few seconds")
             build(model_dir, path)
     return path
 
