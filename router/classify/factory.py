@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+import structlog
 
 from router.classify.base import Classification, Classifier
 from router.classify.heuristic import HeuristicClassifier
 from router.policy.sections.classifier import ClassifierSettings
 from router.protocol.chat_request import ChatRequest
-
-log = logging.getLogger(__name__)
 
 
 class FallbackClassifier:
@@ -52,5 +50,8 @@ def build_classifier(settings: ClassifierSettings) -> Classifier:
         return TrainedClassifier.load(settings)
     except Exception as exc:  # any load failure must degrade, not stop the gateway
         reason = f"{type(exc).__name__}: {exc}"
-        log.warning("trained classifier unavailable, using the heuristic: %s", reason)
+        # a fresh logger: rare, and it follows the logging configuration of the moment
+        structlog.get_logger(__name__).warning(
+            "trained_classifier_unavailable", fallback="heuristic", reason=reason
+        )
         return FallbackClassifier(reason)

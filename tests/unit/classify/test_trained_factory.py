@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
+import structlog.testing
 
 from router.classify.encoder import Encoder
 from router.classify.factory import FallbackClassifier, build_classifier
@@ -103,13 +105,12 @@ def test_factory_heuristic_kind() -> None:
     assert isinstance(build_classifier(ClassifierSettings(kind="heuristic")), HeuristicClassifier)
 
 
-async def test_factory_falls_back_when_the_model_is_missing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    clf = build_classifier(ClassifierSettings(model_dir=str(tmp_path / "nope"), device="cpu"))
+async def test_factory_falls_back_when_the_model_is_missing(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as logged:
+        clf = build_classifier(ClassifierSettings(model_dir=str(tmp_path / "nope"), device="cpu"))
     assert isinstance(clf, FallbackClassifier)
     assert "nope" in clf.reason or "No such file" in clf.reason
-    assert any("heuristic" in r.getMessage() for r in caplog.records)
+    assert any("heuristic" in str(r) for r in logged)
     c = await clf.classify(_req("hello"))
     assert c.source == "heuristic-fallback" and 0.0 <= c.score <= 1.0
     await clf.aclose()
