@@ -164,7 +164,7 @@ async def _embed(
         encoders: LocalEncoders = services.embedders
         return await encoders.embed(inputs, model)
     body = req.model_dump(exclude_none=True)
-    if verdict is not None:  # what the guard lets this model see (redacted when hosted)
+    if verdict is not None and verdict.redacted:  # what the guard lets a hosted model see
         body["input"] = inputs if isinstance(req.input, list) else inputs[0]
         if verdict.user is not None:
             body["user"] = verdict.user

@@ -66,6 +66,11 @@ class EmbeddingsVerdict:
     headers: dict[str, str] = field(default_factory=dict)
     """``x-router-pii`` and ``x-router-privacy`` for the response."""
 
+    @property
+    def redacted(self) -> bool:
+        """Whether :attr:`inputs` (and :attr:`user`) are a redacted copy for a hosted model."""
+        return self.headers.get(PRIVACY_HEADER) == "redacted"
+
 
 def _where(inputs: Sequence[Any], single: bool, i: int) -> str:
     return "input" if single else f"input[{i}]"

@@ -61,6 +61,7 @@ def test_pin_local_moves_a_hosted_model_to_the_local_encoder() -> None:
     assert verdict is not None and verdict.substituted and verdict.pinned_local
     assert verdict.model.name == "minilm" and verdict.inputs == [EMAIL]  # local: as sent
     assert verdict.headers == {"x-router-pii": "email", "x-router-privacy": "pinned-local"}
+    assert not verdict.redacted
     clean = guard_embeddings(policy, _model(policy, "hosted-embed"), ["no pii"], single=True)
     assert clean is not None and clean.model.name == "hosted-embed" and not clean.headers
 
@@ -96,7 +97,7 @@ def test_redact_for_hosted_keeps_one_placeholder_per_value() -> None:
     # [EMAIL_1] is in the client's own text, so it is never issued
     assert verdict.inputs == ["mail [EMAIL_2]", "[EMAIL_3] and [EMAIL_2]", inputs[2]]
     assert verdict.user == "[EMAIL_3]"
-    assert verdict.headers["x-router-privacy"] == "redacted"
+    assert verdict.headers["x-router-privacy"] == "redacted" and verdict.redacted
     local = guard_embeddings(policy, _model(policy, "minilm"), inputs, single=False)
     assert local is not None and local.inputs == inputs and "x-router-privacy" not in local.headers
 
