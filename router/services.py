@@ -14,6 +14,7 @@ import structlog
 from router.auth import Authenticator
 from router.backends.embedding_calls import LocalEncoders
 from router.backends.registry import BackendRegistry
+from router.backends.token_count import TokenCounter
 from router.budget.reserve import Budgets
 from router.cache.service import ResponseCache
 from router.classify.base import Classifier
@@ -79,6 +80,8 @@ class Services:
     cache: ResponseCache | None = None
     """The response cache (exact and semantic); None without Redis."""
     observability: Observability = field(default_factory=Observability)
+    tokens: TokenCounter = field(default_factory=TokenCounter)
+    """Counts prompts with a model's own tokenizer for the context-window gate."""
     embedders: LocalEncoders = field(default_factory=LocalEncoders)
     """The encoder behind ``backend: encoder`` embedding models (loaded on first use)."""
     _score_windows: dict[str, ScoreWindow] = field(default_factory=dict)
@@ -123,11 +126,13 @@ class Services:
             observability=Observability.start(redis.client if redis else None, budgets, settings),
             cache=ResponseCache(redis.client, tasks=tasks) if redis is not None else None,
             tasks=tasks,
+            tokens=TokenCounter(lambda: backends.local),
         )
         services._classifier_settings = store.current.policy.classifier
         # Local models take from seconds to minutes to load: load them in the background
         # and let /readyz say 503 until they are in (or failed).
         services._spawn(backends.start_local(store.current.policy))
+        services._spawn(services._warm_tokenizers(store.current.policy))
         if redis is not None:
             services.learning = await LearningRuntime.start(
                 redis.client,
@@ -151,6 +156,7 @@ class Services:
         policy = self.policies.current.policy
         self.backends.prepare(policy)
         self._spawn(self.backends.start_local(policy))
+        self._spawn(self._warm_tokenizers(policy))
         if self._effective_classifier(policy) != self._classifier_settings:
             self._spawn(self._swap_classifier(policy))
 
@@ -167,6 +173,13 @@ class Services:
         policy = self.policies.current.policy
         if self._effective_classifier(policy) != self._classifier_settings:
             await self._swap_classifier(policy)
+
+    async def _warm_tokenizers(self, policy: Policy) -> None:
+        """Load the hosted models' tokenizers off the event loop; never raises."""
+        try:
+            await asyncio.to_thread(self.tokens.warm, policy)
+        except Exception as exc:  # an unknown tokenizer only means the estimate is used
+            log.warning("tokenizer_warm_failed", error=repr(exc))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` (a model load, a classifier swap) in the background."""

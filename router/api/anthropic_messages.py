@@ -9,6 +9,7 @@ accepted and not needed. Every error has Anthropic's shape.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -122,7 +123,9 @@ async def messages(request: Request) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
-    """``{"input_tokens": n}`` for a Messages body, counted as the context guard counts.
+    """``{"input_tokens": n}`` for a Messages body, counted as the context guard counts: with
+    the model's own tokenizer when the body names a model whose tokenizer is known (a route:
+    the estimate, since the tier is not chosen yet).
 
     Authenticated and checked against the key's model list like a request; nothing is routed,
     charged or sent upstream.
@@ -149,10 +152,15 @@ async def count_tokens(request: Request) -> Response:
     except RouterError as err:
         log.info("count_tokens_rejected", request_id=rid, status=err.status, param=err.param)
         return anthropic_error(err, headers)
-    return JSONBytesResponse({"input_tokens": input_tokens(req)}, headers=headers)
+    model = policy.model(req.model) if policy.route(req.model) is None else None
+    exact = None
+    if model is not None:  # the model's own tokenizer, off the event loop, when it is known
+        exact = await asyncio.to_thread(services.tokens.count, model, req)
+    return JSONBytesResponse({"input_tokens": input_tokens(req, exact)}, headers=headers)
 
 
-def input_tokens(req: ChatRequest) -> int:
-    """The prompt's tokens as the context guard estimates them, tool definitions included."""
+def input_tokens(req: ChatRequest, prompt_tokens: int | None = None) -> int:
+    """The prompt's tokens as the context guard counts them (``prompt_tokens``, from the
+    model's own tokenizer, else the estimate), tool definitions included (estimated)."""
     tools = sum(len(t.model_dump_json()) for t in req.tools or ()) // 4
-    return estimate_prompt_tokens(req) + tools
+    return (estimate_prompt_tokens(req) if prompt_tokens is None else prompt_tokens) + tools

@@ -1,9 +1,11 @@
 """``POST /v1/embeddings``: OpenAI embeddings from the policy's ``kind: embedding`` models.
 
-An embedding is not a chat turn, so it does not run the chat pipeline's routing, guard, cache
-or classifier; it gets the same authentication, body limits, key model lists, budgets and rate
+An embedding is not a chat turn, so it does not run the chat pipeline's routing, cache or
+classifier; it gets the same authentication, body limits, key model lists, budgets and rate
 limits (a reservation of the worst-case input cost, settled to the actual cost), one ledger
-row priced like chat (input tokens at the model's price), and the ``x-router-*`` headers.
+row priced like chat (input tokens at the model's price), and the ``x-router-*`` headers. The
+policy's PII guard applies to the inputs (:mod:`router.guard.embeddings`: block, pin to a local
+embedding model, or redact before a hosted call) before anything is reserved.
 
 ``backend: encoder`` serves the gateway's own all-MiniLM-L6-v2 (384 dimensions); an
 ``openai_compat`` embedding model is called at its ``/embeddings``. Vectors are returned as
@@ -38,6 +40,7 @@ from router.budget.admission import MASTER_KEY_ID, scopes_for
 from router.budget.pricing import model_cost_usd
 from router.budget.reserve import Reservation
 from router.errors import InvalidRequest, NotFound, PermissionDenied, RouterError
+from router.guard.embeddings import EmbeddingsVerdict, guard_embeddings
 from router.keys.model import VirtualKey
 from router.keys.store import KeyNotFound
 from router.ledger.record import LedgerRecord
@@ -150,13 +153,21 @@ def render(req: EmbeddingsRequest, result: Embedded) -> dict[str, Any]:
 
 
 async def _embed(
-    services: Services, loaded: LoadedPolicy, req: EmbeddingsRequest, model: ModelSpec
+    services: Services,
+    loaded: LoadedPolicy,
+    req: EmbeddingsRequest,
+    model: ModelSpec,
+    verdict: EmbeddingsVerdict | None,
 ) -> Embedded:
-    inputs = req.inputs()
+    inputs = req.inputs() if verdict is None else verdict.inputs
     if model.backend == "encoder":
         encoders: LocalEncoders = services.embedders
         return await encoders.embed(inputs, model)
     body = req.model_dump(exclude_none=True)
+    if verdict is not None and verdict.redacted:  # what the guard lets a hosted model see
+        body["input"] = inputs if isinstance(req.input, list) else inputs[0]
+        if verdict.user is not None:
+            body["user"] = verdict.user
     if req.encoding_format == "base64":  # decoded here, re-encoded on the way out
         body["encoding_format"] = "float"
     answer, tokens = await hosted_embed(services.http, body, model, loaded.policy)
@@ -170,6 +181,25 @@ async def _embed(
     if tokens is None:
         return Embedded(vectors, estimated_tokens(inputs), model.name, estimated=True)
     return Embedded(vectors, tokens, model.name)
+
+
+def _served(verdict: EmbeddingsVerdict, req: EmbeddingsRequest) -> ModelSpec:
+    """The model the guard chose, checked against what the request needs of it."""
+    model = verdict.model
+    if model.backend != "encoder":
+        return model
+    try:
+        check_encoder_request(model, verdict.inputs, req.dimensions)
+    except InvalidRequest as err:
+        if not verdict.substituted:
+            raise
+        raise InvalidRequest(
+            f"This request must stay on local models ({verdict.reason}), and the local "
+            f"embedding model '{model.name}' cannot serve it: {err.message}",
+            param=err.param,
+            code="privacy_pinned_local",
+        ) from err
+    return model
 
 
 def _record(
@@ -249,8 +279,6 @@ async def create_embeddings(request: Request) -> Response:
         body = await read_body(request, policy.limits.max_body_bytes, policy.limits.body_timeout_s)
         req = parse_embeddings_request(body)
         model = embedding_model(loaded, req.model)
-        if model.backend == "encoder":
-            check_encoder_request(model, req.inputs(), req.dimensions)
         key = await _key(services, principal)
         if key is not None and not key.allows(req.model):
             raise PermissionDenied(
@@ -258,6 +286,20 @@ async def create_embeddings(request: Request) -> Response:
                 param="model",
                 code="model_not_allowed",
             )
+        verdict = guard_embeddings(
+            policy,
+            model,
+            req.inputs(),
+            single=isinstance(req.input, str),
+            user=req.user,
+            team=principal.team,
+            request_id=rid,
+        )
+        if verdict is not None:
+            headers.update(verdict.headers)
+            model = _served(verdict, req)
+        elif model.backend == "encoder":
+            check_encoder_request(model, req.inputs(), req.dimensions)
         scopes, limits = scopes_for(policy.budgets, key, principal.team)
         if scopes or limits:
             upper = Usage(estimated_tokens(req.inputs()), 0)
@@ -271,7 +313,7 @@ async def create_embeddings(request: Request) -> Response:
         return error_response(err, headers)
     headers["x-router-model"] = model.name
     try:
-        result = await _embed(services, loaded, req, model)
+        result = await _embed(services, loaded, req, model, verdict)
     except RouterError as err:
         if services.ledger is not None:  # settles the hold to nothing
             services.ledger.finish(_record(rid, principal, loaded, model, started, None, err), hold)

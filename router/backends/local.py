@@ -363,6 +363,18 @@ class LocalBackend:
                 yield chunk({}, event.finish_reason)
                 yield Chunk({**base, "choices": [], "usage": _usage_body(usage)}, usage=usage)
 
+    def prompt_tokens(self, name: str, req: ChatRequest) -> int | None:
+        """The prompt tokens of ``req`` for the loaded model ``name``, counted as a generation
+        would (its own tokenizer and chat template); None when the model is not loaded or its
+        template refuses the messages. Blocking: call it off the event loop."""
+        served = self._served.get(name)
+        if served is None:
+            return None
+        try:
+            return len(served.engine.encode_chat(_template_messages(req)))
+        except Exception:  # a template that refuses a role: the request fails later, clearly
+            return None
+
     async def _prepare(
         self, req: ChatRequest, target: ModelSpec
     ) -> tuple[_Served, list[int], SamplingParams]:
@@ -378,10 +390,7 @@ class LocalBackend:
             raise UpstreamBadRequest(
                 "Local models return one choice; 'n' must be 1.", model=target.name, param="n"
             )
-        messages = [
-            {"role": _ROLE_FOR_TEMPLATE.get(m.role, m.role), "content": m.text()}
-            for m in req.messages
-        ]
+        messages = _template_messages(req)
         try:
             prompt_ids = await asyncio.to_thread(served.engine.encode_chat, messages)
         except Exception as exc:  # e.g. a chat template that refuses a role or an order
@@ -482,6 +491,13 @@ class LocalBackend:
         finally:
             cancel.set()
             served.cancels.discard(cancel)
+
+
+def _template_messages(req: ChatRequest) -> list[dict[str, str]]:
+    """``req``'s messages as the chat template takes them (roles it knows, text content)."""
+    return [
+        {"role": _ROLE_FOR_TEMPLATE.get(m.role, m.role), "content": m.text()} for m in req.messages
+    ]
 
 
 def _completion_id() -> str:

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import structlog
 
@@ -113,10 +114,10 @@ def scan(req: ChatRequest, kinds: Iterable[PiiKind], roles: Iterable[str]) -> li
 
 
 def is_local(model: ModelSpec, settings: GuardSettings) -> bool:
-    """Whether ``model`` runs on the premises: the in-process backend, a local tier label, or
-    listed in ``guard.local_models``."""
+    """Whether ``model`` runs on the premises: the in-process backends (``local``, and the
+    ``encoder`` embedding model), a local tier label, or listed in ``guard.local_models``."""
     return (
-        model.backend == "local"
+        model.backend in ("local", "encoder")
         or (model.tier is not None and model.tier in settings.local_tier_labels)
         or model.name in settings.local_models
     )
@@ -236,7 +237,11 @@ def _pin_plan(guard: GuardVerdict) -> Plan:
     )
 
 
-def _block(located: list[Located], action_of: dict[PiiKind, PiiAction], scope: str) -> None:
+def refuse_blocked(
+    located: list[Located], action_of: dict[PiiKind, PiiAction], scope: str
+) -> NoReturn:
+    """Raise the 400 (``pii_blocked``) naming the blocked kinds and where they are, never the
+    values; ``scope`` says which route or team scope blocks (empty: the policy default)."""
     blocked = [(loc, f) for loc in located for f in loc.findings if action_of[f.kind] == "block"]
     kinds: list[str] = []
     places: list[str] = []
@@ -278,7 +283,7 @@ def guard_request(
     if ctx.team is not None and ctx.team in settings.teams:
         scope += f"for team '{ctx.team}' "
     if action == "block":
-        _block(located, eff.pii, scope)
+        refuse_blocked(located, eff.pii, scope)
 
     report = None
     if eff.injection != "off":

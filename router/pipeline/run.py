@@ -10,6 +10,7 @@ error, by the stream's own ``finally`` (:mod:`router.pipeline.stream`) for a str
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import structlog
@@ -38,8 +39,9 @@ from router.pipeline.context import ChatOutcome, Run, response_headers
 from router.pipeline.record import record
 from router.pipeline.stream import relay, replay
 from router.policy.load import LoadedPolicy
-from router.policy.schema import ModelSpec
+from router.policy.schema import ModelSpec, Policy
 from router.protocol.chat_request import ChatRequest
+from router.route.capabilities import near_limit_models
 from router.route.decision import Plan, adjust, decide, plan_request
 from router.route.share import share_thresholds
 from router.services import Services
@@ -144,13 +146,25 @@ async def run_chat(
                 cache.store(run.completion, c.embedding if c is not None else None)
 
 
+async def _exact_prompt_tokens(
+    services: Services, policy: Policy, req: ChatRequest
+) -> dict[str, int]:
+    """The prompt counted with the tokenizer of each model it might not fit (none for the
+    usual request, far from every window), in a worker thread: a tokenizer pass over a long
+    prompt takes milliseconds, and the first use of an encoding loads it."""
+    near = near_limit_models(policy, req)
+    if not near:
+        return {}
+    return await asyncio.to_thread(services.tokens.count_many, near, req)
+
+
 async def _route(
     services: Services, loaded: LoadedPolicy, req: ChatRequest, ctx: RequestContext
 ) -> tuple[Run, Plan, GuardVerdict | None, CacheStage | None, CacheHit | None]:
     """Stages 1 to 7: the plan, the guard, the cache lookups, the score and the decision."""
     policy = loaded.policy
     check_request(services.keys, req, ctx)  # the key's model list, before the cache may answer
-    plan = plan_request(policy, req, ctx)
+    plan = plan_request(policy, req, ctx, await _exact_prompt_tokens(services, policy, req))
     guard = guard_request(policy, req, plan, ctx)  # stage 2: may block, pin local or redact
     if guard is not None:
         plan = guard.plan

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from router.context import RequestContext
 from router.errors import (
@@ -73,9 +75,19 @@ def _resolve_use(policy: Policy, route: Route, use: str) -> tuple[ModelSpec, str
     return (model, None) if model is not None else None
 
 
-def plan_request(policy: Policy, req: ChatRequest, ctx: RequestContext) -> Plan:
-    """Resolve the requested model or route, overrides, rules and capability gates."""
-    reqs = requirements_of(req)
+def plan_request(
+    policy: Policy,
+    req: ChatRequest,
+    ctx: RequestContext,
+    exact_prompt_tokens: Mapping[str, int] = MappingProxyType({}),
+) -> Plan:
+    """Resolve the requested model or route, overrides, rules and capability gates.
+
+    ``exact_prompt_tokens``: the prompt counted with a model's own tokenizer, by model name
+    (:func:`router.route.capabilities.near_limit_models` says which are worth counting); the
+    context-window gate uses the estimate for the others.
+    """
+    reqs = requirements_of(req, exact_prompt_tokens)
     route = policy.route(req.model)
     if route is None:
         model = policy.model(req.model)
@@ -152,13 +164,16 @@ def _refusal(
     message: str, unmet: tuple[str, str], reqs: Requirements, models: tuple[ModelSpec, ...]
 ) -> InvalidRequest:
     """A 400 for ``unmet``: ``context_length_exceeded`` when the context window is what failed."""
-    if unmet == reqs.context_unmet():
-        limit = max((m.capabilities.context_window for m in models), default=0)
+    if reqs.is_context(unmet):
+        largest = max(models, key=lambda m: m.capabilities.context_window, default=None)
+        limit = largest.capabilities.context_window if largest is not None else 0
+        tokens = reqs.tokens_for(largest) if largest is not None else reqs.context_tokens
+        about = "" if largest is not None and largest.name in reqs.exact_tokens else "about "
         return ContextLengthExceeded(
-            f"{message} The request needs about {reqs.context_tokens} tokens (prompt plus "
+            f"{message} The request needs {about}{tokens} tokens (prompt plus "
             f"max_tokens); the largest context window here is {limit} tokens.",
             param=unmet[0],
-            tokens=reqs.context_tokens,
+            tokens=tokens,
             limit_tokens=limit,
         )
     return InvalidRequest(message, param=unmet[0])
