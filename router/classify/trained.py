@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from router.classify.base import Classification
 from router.classify.batcher import MicroBatcher
-from router.classify.encoder import Encoder
+from router.classify.encoder import TURN_MAX_TOKENS, Encoder
 from router.classify.features import feature_matrix
 from router.classify.head import LinearHead, read_metadata
 from router.classify.inputs import PromptText, prompt_from_messages
@@ -102,6 +102,15 @@ class TrainedClassifier:
         self._batcher: MicroBatcher[PromptText, Scored] = MicroBatcher(
             scorer.score_prompts, max_batch=max_batch, max_wait_s=max_wait_s, name="classifier"
         )
+        # The semantic cache's whole-turn pass over prompts longer than the classifier's
+        # budget: its own worker thread, so a 300-token row never delays a batch of scores
+        # more than the encoder's lock does. The score never reads it.
+        self._turns: MicroBatcher[str, npt.NDArray[np.float32] | None] = MicroBatcher(
+            self._embed_turns, max_batch=max_batch, max_wait_s=max_wait_s, name="cache-embed"
+        )
+
+    def _embed_turns(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32] | None]:
+        return self.scorer.encoder.encode_turns(texts, TURN_MAX_TOKENS)
 
     @classmethod
     def load(cls, settings: ClassifierSettings) -> TrainedClassifier:
@@ -127,7 +136,15 @@ class TrainedClassifier:
             embedding=out.embedding if out.whole else None,
         )
 
+    async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
+        """The semantic cache's embedding of the whole last user turn (no context, at most
+        ``TURN_MAX_TOKENS`` tokens; None for a longer turn), in a worker thread. Only worth
+        calling when :meth:`classify` returned no embedding: then the turn did not fit the
+        classifier's budget."""
+        return await self._turns.submit(prompt_from_request(req).user)
+
     async def aclose(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker threads."""
+        await self._turns.aclose()
         await self._batcher.aclose()
         self.scorer.encoder.close()

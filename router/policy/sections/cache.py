@@ -25,6 +25,10 @@ class CacheSettings(BaseModel):
     """How long an entry is served, in seconds."""
     similarity_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
     """Minimum cosine similarity (all-MiniLM-L6-v2 embeddings) of a semantic hit."""
+    turn_similarity_threshold: Annotated[float, Field(gt=0, le=1)] = 0.94
+    """The same for a prompt longer than the classifier's token budget, which gets a whole-turn
+    embedding of its own (up to 320 tokens). Chosen on ``tests/data/cache_pairs_long.jsonl``;
+    see ``docs/caching.md``."""
     max_entries_per_scope: Annotated[int, Field(gt=0)] = 10_000
     """Size cap of one semantic scope (vector set); the oldest entries go first."""
     cache_nonzero_temperature: bool = False
