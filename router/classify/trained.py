@@ -95,9 +95,16 @@ class Scorer:
 class TrainedClassifier:
     """The :class:`~router.classify.base.Classifier` over a :class:`Scorer`, micro-batched."""
 
-    def __init__(self, scorer: Scorer, max_batch: int = 32, max_wait_s: float = 0.001) -> None:
-        """Start the batcher's worker thread."""
+    def __init__(
+        self,
+        scorer: Scorer,
+        max_batch: int = 32,
+        max_wait_s: float = 0.001,
+        turn_max_tokens: int = TURN_MAX_TOKENS,
+    ) -> None:
+        """Start the batchers' worker threads; ``turn_max_tokens`` caps :meth:`embed_turn`."""
         self.scorer = scorer
+        self.turn_max_tokens = turn_max_tokens
         self.source = scorer.source
         self._batcher: MicroBatcher[PromptText, Scored] = MicroBatcher(
             scorer.score_prompts, max_batch=max_batch, max_wait_s=max_wait_s, name="classifier"
@@ -110,7 +117,7 @@ class TrainedClassifier:
         )
 
     def _embed_turns(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32] | None]:
-        return self.scorer.encoder.encode_turns(texts, TURN_MAX_TOKENS)
+        return self.scorer.encoder.encode_turns(texts, self.turn_max_tokens)
 
     @classmethod
     def load(cls, settings: ClassifierSettings) -> TrainedClassifier:
@@ -138,7 +145,7 @@ class TrainedClassifier:
 
     async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
         """The semantic cache's embedding of the whole last user turn (no context, at most
-        ``TURN_MAX_TOKENS`` tokens; None for a longer turn), in a worker thread. Only worth
+        ``turn_max_tokens`` tokens; None for a longer turn), in a worker thread. Only worth
         calling when :meth:`classify` returned no embedding: then the turn did not fit the
         classifier's budget."""
         return await self._turns.submit(prompt_from_request(req).user)

@@ -596,6 +596,8 @@ def _long_near_miss(
             return None
         m = rng.choice(hits)
         others = [e for e in entities if e != m.group(0)]
+        if not others:
+            return None
         return text[: m.start()] + rng.choice(others) + text[m.end() :], kind
     if kind == "negation":
         negated = list(_NEGATED.finditer(text))
@@ -617,6 +619,8 @@ def _long_near_miss(
         return None
     m = rng.choice(hits)
     others = [w for w in content if w != m.group(0)]
+    if not others:
+        return None
     return text[: m.start()] + rng.choice(others) + text[m.end() :], kind
 
 
