@@ -106,9 +106,11 @@ class CacheStage:
 
     @property
     def wants_embedding(self) -> bool:
-        """Whether a semantic lookup or store would use an embedding of the prompt (worth an
-        extra whole-turn encoder pass when the classifier's does not cover the turn)."""
-        return self.hit is None and self.request.uses_semantic
+        """Whether a semantic lookup or store would use a whole-turn embedding of the prompt
+        (worth an extra encoder pass when the classifier's does not cover the turn)."""
+        return (
+            self.hit is None and self.request.uses_semantic and self.request.settings.semantic_turns
+        )
 
     async def semantic(
         self, embedding: npt.ArrayLike | None, kind: EmbeddingKind = "classifier"

@@ -63,6 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--pairs", type=Path, required=True, help="JSON lines {a, b, same[, kind]}")
     ev.add_argument("--policy", type=Path, help="policy whose cache.similarity_threshold to use")
     ev.add_argument("--threshold", type=float, help="override the threshold")
+    ev.add_argument(
+        "--turn-threshold", type=float, help="override the threshold of whole-turn embeddings"
+    )
+    ev.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="embed every prompt with the classifier's pass only (a longer prompt from its head "
+        "and tail, which the gateway never serves from)",
+    )
     ev.add_argument("--device", default="cpu", help="encoder device: cpu, cuda or auto")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=eval_cmd)
@@ -159,17 +168,18 @@ def rates(
     )
 
 
-def _threshold(args: argparse.Namespace) -> float:
-    if args.threshold is not None:
-        return float(args.threshold)
+def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
+    settings = CacheSettings()
     if args.policy is not None:
         from router.policy.load import load_policy
 
         policy: Any = load_policy(args.policy).policy
-        settings = getattr(policy, "cache", None)
-        if isinstance(settings, CacheSettings):
-            return settings.similarity_threshold
-    return CacheSettings().similarity_threshold
+        found = getattr(policy, "cache", None)
+        if isinstance(found, CacheSettings):
+            settings = found
+    short = settings.similarity_threshold if args.threshold is None else float(args.threshold)
+    turn = settings.turn_similarity_threshold
+    return short, turn if args.turn_threshold is None else float(args.turn_threshold)
 
 
 def evaluate(
@@ -225,7 +235,8 @@ def eval_cmd(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(pairs, args.device, _threshold(args))
+    short, turn = _thresholds(args)
+    report = evaluate(pairs, args.device, short, turn, turns=not args.no_turns)
     at = report["at_threshold"]
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -233,8 +244,10 @@ def eval_cmd(args: argparse.Namespace) -> int:
         print(
             f"{report['pairs']} pairs ({report['true_pairs']} true, {report['false_pairs']} false)"
         )
+        print(f"embeddings by pair: {report['pairs_by_embedding']} (None: different kinds)")
         print(
-            f"threshold {report['threshold']:.2f}: hit rate {_pct(at['hit_rate'])} on true pairs, "
+            f"threshold {report['threshold']:.2f} (whole turns {report['turn_threshold']:.2f}): "
+            f"hit rate {_pct(at['hit_rate'])} on true pairs, "
             f"false-hit rate {_pct(at['false_hit_rate'])} on false pairs "
             f"(similarity alone: {_pct(at['hit_rate_no_guard'])} / "
             f"{_pct(at['false_hit_rate_no_guard'])})"

@@ -99,3 +99,6 @@ async def test_stage_stores_under_the_kind_it_looked_up_with(redis_client: aredi
     assert again is not None and await again.semantic(v, "turn") is not None
     off = CacheStage.begin(cache, req(PROMPT), "t", SETTINGS, {"x-router-cache-mode": "off"})
     assert off is not None and not off.wants_embedding  # no extra encoder pass for nothing
+    no_turns = CacheSettings(semantic_turns=False)
+    exact_only = CacheStage.begin(cache, req(PROMPT), "t", no_turns, {})
+    assert exact_only is not None and not exact_only.wants_embedding
