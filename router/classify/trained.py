@@ -110,8 +110,9 @@ class TrainedClassifier:
             scorer.score_prompts, max_batch=max_batch, max_wait_s=max_wait_s, name="classifier"
         )
         # The semantic cache's whole-turn pass over prompts longer than the classifier's
-        # budget: its own worker thread, so a 300-token row never delays a batch of scores
-        # more than the encoder's lock does. The score never reads it.
+        # budget, in its own worker thread so that its rows never join (and never change) a
+        # batch of scores. It shares the encoder's lock: while a long row runs (about 40-120
+        # ms), the next batch of scores waits. The score never reads it.
         self._turns: MicroBatcher[str, npt.NDArray[np.float32] | None] = MicroBatcher(
             self._embed_turns, max_batch=max_batch, max_wait_s=max_wait_s, name="cache-embed"
         )

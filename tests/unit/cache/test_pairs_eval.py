@@ -71,3 +71,12 @@ def test_checked_in_long_sets_are_disjoint_and_labelled() -> None:
         assert sum(p.same for p in pairs) == 200
     # no seed prompt in both: a prompt's text is in one set's pairs only
     assert not {p.a for p in tune} & {p.a for p in holdout}
+
+
+def test_rates_take_one_threshold_per_pair() -> None:
+    pairs = [Pair("a", "b", True, "paraphrase"), Pair("c", "d", False, "topic")]
+    sims = np.asarray([0.93, 0.93], np.float32)
+    per_pair = np.asarray([0.90, 0.94], np.float32)  # a short pair and a whole-turn pair
+    r = rates(pairs, sims, [False, False], per_pair)
+    assert r.hit_rate == 1.0 and r.false_hit_rate == 0.0
+    assert rates(pairs, sims, [False, False], 0.90).false_hit_rate == 1.0
