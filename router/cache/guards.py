@@ -16,7 +16,9 @@ the features that embeddings blur; any difference is a miss, whatever the simila
   ``encrypt``/``decrypt``, ...);
 * **one swapped content word** in an otherwise identical prompt ("grow tomatoes indoors" /
   "outdoors", "a soft yolk" / "a hard yolk"): the shape of a template near miss, while real
-  paraphrases change more than one word.
+  paraphrases change more than one word; in a prompt of 40 words or more, **one word swapped
+  for another anywhere**, even when the rest was reworded (a long prompt's embedding barely
+  moves for one word).
 
 Everything is pure and linear in the prompt length (a few tens of microseconds per prompt).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-−]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
@@ -125,7 +128,8 @@ _OPENERS = frozenset(
     return call assume imagine consider pretend act answer analyze analyse evaluate review
     summarise classify extract format parse improve optimize optimise refactor simplify compose
     tips ideas steps ways examples advice recommendations best top good simple quick brief
-    short detailed step another some one other please kindly hello dear ok okay great""".split()  # noqa: SIM905
+    short detailed step another some one other please kindly hello dear ok okay great here
+    question thank""".split()  # noqa: SIM905
 )
 
 
@@ -228,6 +232,28 @@ def _single_substitution(a: str, b: str) -> bool:
     return x not in _FUNCTION_WORDS and y not in _FUNCTION_WORDS
 
 
+LONG_PROMPT_WORDS = 40
+"""Word count from which :func:`_swapped_word` also looks for a swapped word inside a reworded
+prompt: one word of two hundred barely moves an embedding, so the threshold cannot catch it."""
+
+
+def _swapped_word(a: str, b: str) -> bool:
+    """Whether two long prompts, aligned word by word, have a place where exactly one content
+    word stands for exactly one other ("... the plants of ..." / "... the ancestors of ..."),
+    whatever else was reworded around it. A single-synonym rewording looks the same and is
+    refused too, as the one-swapped-word guard refuses it in short prompts."""
+    ta, tb = _TOKEN.findall(a.lower()), _TOKEN.findall(b.lower())
+    if min(len(ta), len(tb)) < LONG_PROMPT_WORDS:
+        return False
+    matcher = SequenceMatcher(a=ta, b=tb, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "replace" and i2 - i1 == 1 and j2 - j1 == 1:
+            x, y = ta[i1], tb[j1]
+            if x not in _FUNCTION_WORDS and y not in _FUNCTION_WORDS:
+                return True
+    return False
+
+
 def false_hit_reason(cached: str, new: str) -> str | None:
     """Why ``cached`` and ``new`` must not share an answer, or None when no guard objects."""
     if cached == new:
@@ -252,4 +278,6 @@ def false_hit_reason(cached: str, new: str) -> str | None:
             return "polarity differs"
     if _single_substitution(cached, new):
         return "one content word differs"
+    if _swapped_word(cached, new):
+        return "a content word was swapped"
     return None

@@ -1,10 +1,12 @@
 """The semantic cache on Redis 8 vector sets: one set per scope, top-1 search, then threshold.
 
 Each scope (tenant + route + parameters + earlier turns, see :mod:`router.cache.canonical`) has
-a vector set ``rc:{T}:vs:<scope>``. An element is the request digest; its vector is the
-classifier's embedding of the prompt (all-MiniLM-L6-v2, 384-d, L2-normalised, stored with the
-server's default 8-bit quantisation); its attributes hold the whole :class:`CacheEntry` as JSON,
-so a lookup is one ``VSIM ... WITHSCORES WITHATTRIBS COUNT 1`` round trip.
+a vector set ``rc:{T}:vs:<scope>`` for the classifier's embeddings, and ``rc:{T}:vt:<scope>`` for
+the whole-turn embeddings of longer prompts (:data:`EmbeddingKind`). An element is the request
+digest; its vector is the embedding of the prompt (all-MiniLM-L6-v2, 384-d, L2-normalised,
+stored with the server's default 8-bit quantisation); its attributes hold the whole
+:class:`CacheEntry` as JSON, so a lookup is one ``VSIM ... WITHSCORES WITHATTRIBS COUNT 1``
+round trip.
 
 Vector-set elements have no TTL of their own, so a sorted set ``rc:{T}:vz:<scope>`` indexes each
 element by the time it was stored. Every store runs one Lua script that adds the element,
@@ -16,7 +18,7 @@ served late even if no store has swept it yet.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,19 @@ import numpy.typing as npt
 from router.cache.entry import CacheEntry
 from router.redis import keys
 from router.redis.client import RedisClient
+
+EmbeddingKind = Literal["classifier", "turn"]
+"""Which embedding a vector is: ``classifier``, the classifier's own pass (the whole last turn
+fitted its token budget), or ``turn``, the extra whole-turn pass over a longer prompt. Each kind
+has its own vector set per scope, so the two are never compared."""
+
+
+def set_keys(tenant: str, scope: str, kind: EmbeddingKind) -> tuple[str, str]:
+    """The vector set and age index of ``scope`` for embeddings of ``kind``."""
+    if kind == "turn":
+        return keys.turn_vector_set_key(tenant, scope), keys.turn_age_index_key(tenant, scope)
+    return keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)
+
 
 _STORE = """
 local vs, vz = KEYS[1], KEYS[2]
@@ -91,9 +106,15 @@ class SemanticCache:
         self._store = redis.register_script(_STORE)
 
     async def nearest(
-        self, tenant: str, scope: str, embedding: npt.ArrayLike, ef: int | None = None
+        self,
+        tenant: str,
+        scope: str,
+        embedding: npt.ArrayLike,
+        ef: int | None = None,
+        kind: EmbeddingKind = "classifier",
     ) -> tuple[str, float, CacheEntry | None] | None:
-        """The most similar element of ``scope``: ``(element, cosine, entry)``; None if empty.
+        """The most similar element of ``scope`` among embeddings of ``kind``:
+        ``(element, cosine, entry)``; None if empty.
 
         ``entry`` is None when the element's attributes are missing or unreadable. ``ef`` is
         the search's exploration factor (None: the server's default).
@@ -101,7 +122,7 @@ class SemanticCache:
         extra: list[str | int] = [] if ef is None else ["EF", ef]
         reply = await self._redis.execute_command(
             "VSIM",
-            keys.vector_set_key(tenant, scope),
+            set_keys(tenant, scope, kind)[0],
             "FP32",
             vector_bytes(embedding),
             "WITHSCORES",
@@ -129,10 +150,12 @@ class SemanticCache:
         entry: CacheEntry,
         ttl_s: int,
         max_entries: int,
+        kind: EmbeddingKind = "classifier",
     ) -> int:
-        """Add (or replace) ``element`` and evict by age and size; returns how many went."""
+        """Add (or replace) ``element`` among the embeddings of ``kind`` and evict by age and
+        size; returns how many went."""
         evicted = await self._store(
-            keys=[keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)],
+            keys=list(set_keys(tenant, scope, kind)),
             args=[
                 vector_bytes(embedding),
                 element,
@@ -144,8 +167,10 @@ class SemanticCache:
         )
         return int(evicted)
 
-    async def remove(self, tenant: str, scope: str, element: str) -> None:
+    async def remove(
+        self, tenant: str, scope: str, element: str, kind: EmbeddingKind = "classifier"
+    ) -> None:
         """Drop ``element`` (an expired or unreadable entry found by a lookup)."""
-        vs, vz = keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)
+        vs, vz = set_keys(tenant, scope, kind)
         await self._redis.execute_command("VREM", vs, element)
         await self._redis.zrem(vz, element)

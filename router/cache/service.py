@@ -33,7 +33,7 @@ from router.cache.entry import CacheEntry, CacheHit
 from router.cache.exact import ExactCache
 from router.cache.guards import false_hit_reason
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
-from router.cache.semantic import SemanticCache
+from router.cache.semantic import EmbeddingKind, SemanticCache
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
@@ -88,6 +88,21 @@ class CacheRequest:
             and self.directives.read_semantic
             and self._semantic_prompt_ok
         )
+
+    @property
+    def uses_semantic(self) -> bool:
+        """Whether an embedding of the prompt would be used: to look up, or to store."""
+        return (
+            self.settings.semantic
+            and self._semantic_prompt_ok
+            and (self.read_semantic or self.write)
+        )
+
+    def threshold(self, kind: EmbeddingKind) -> float:
+        """The minimum cosine similarity of a semantic hit between embeddings of ``kind``."""
+        if kind == "turn":
+            return self.settings.turn_similarity_threshold
+        return self.settings.similarity_threshold
 
     @property
     def write(self) -> bool:
@@ -163,10 +178,14 @@ class ResponseCache:
         return CacheHit("exact", entry, max(0.0, self._clock() - entry.created_s))
 
     async def lookup_semantic(
-        self, creq: CacheRequest, embedding: npt.ArrayLike | None
+        self,
+        creq: CacheRequest,
+        embedding: npt.ArrayLike | None,
+        kind: EmbeddingKind = "classifier",
     ) -> CacheHit | None:
-        """The nearest earlier answer in this request's scope when it is similar enough and no
-        false-hit guard objects; None otherwise (also without an embedding or on any error)."""
+        """The nearest earlier answer in this request's scope, among embeddings of ``kind``,
+        when it is similar enough and no false-hit guard objects; None otherwise (also without
+        an embedding or on any error)."""
         if not creq.read_semantic or embedding is None:
             self.stats.misses += 1
             return None
@@ -178,6 +197,7 @@ class ResponseCache:
                     creq.canonical.scope,
                     np.asarray(embedding, np.float32),
                     settings.search_ef,
+                    kind,
                 )
         except Exception as exc:
             self._failed("lookup_semantic", exc)
@@ -190,9 +210,9 @@ class ResponseCache:
         now = self._clock()
         if entry is None or now - entry.created_s > settings.ttl_s:
             self.stats.misses += 1
-            self._spawn(self._remove(creq, element))
+            self._spawn(self._remove(creq, element, kind))
             return None
-        if cosine < settings.similarity_threshold:
+        if cosine < creq.threshold(kind):
             self.stats.misses += 1
             return None
         if false_hit_reason(entry.prompt, creq.canonical.prompt) is not None:
@@ -209,8 +229,11 @@ class ResponseCache:
         creq: CacheRequest,
         completion: Completion,
         embedding: npt.ArrayLike | None = None,
+        kind: EmbeddingKind = "classifier",
     ) -> bool:
         """Store a complete, successful ``completion`` when the rules allow; True if stored.
+
+        ``embedding`` (of ``kind``) files the entry for semantic lookups too.
 
         Pass only completions that arrived whole: a stream that was cut off, an error or a
         429 must never get here (for streams, see :class:`router.cache.replay.StreamAssembler`).
@@ -242,6 +265,7 @@ class ResponseCache:
                         entry,
                         settings.ttl_s,
                         settings.max_entries_per_scope,
+                        kind,
                     )
         except Exception as exc:
             self._failed("store", exc)
@@ -254,10 +278,11 @@ class ResponseCache:
         creq: CacheRequest,
         completion: Completion,
         embedding: npt.ArrayLike | None = None,
+        kind: EmbeddingKind = "classifier",
     ) -> None:
         """:meth:`store` in a background task, so the response is not delayed by it."""
         if creq.write:
-            self._spawn(self.store(creq, completion, embedding))
+            self._spawn(self.store(creq, completion, embedding, kind))
 
     async def drain(self) -> None:
         """Wait for background stores and evictions (tests, shutdown)."""
@@ -269,10 +294,10 @@ class ResponseCache:
 
     # ---- internals ------------------------------------------------------------------------
 
-    async def _remove(self, creq: CacheRequest, element: str) -> bool:
+    async def _remove(self, creq: CacheRequest, element: str, kind: EmbeddingKind) -> bool:
         try:
             async with asyncio.timeout(creq.settings.timeout_ms / 1000):
-                await self.semantic.remove(creq.tenant, creq.canonical.scope, element)
+                await self.semantic.remove(creq.tenant, creq.canonical.scope, element, kind)
         except Exception as exc:
             self._failed("evict", exc)
             return False

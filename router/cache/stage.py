@@ -6,13 +6,15 @@
     hit = await stage.exact() if stage else None                     # stage 4
     ...classify only when there is no hit...
     if hit is None and stage and classification is not None:
-        hit = await stage.semantic(classification.embedding)         # stage 6
+        # the classifier's embedding, or (stage.wants_embedding and the turn is longer than
+        # the classifier's budget) a whole-turn embedding of kind "turn"
+        hit = await stage.semantic(embedding, kind)                  # stage 6
     if hit is not None:
         decision = hit_decision(policy, loaded.hash, plan, hit)
         ...JSON: hit_completion(hit); stream: hit_stream(hit, req.include_usage)...
     ...
-    stage.store(completion, embedding)                               # stage 12, JSON
-    recorder = stage.recorder(model_name, embedding)                 # stage 12, streams:
+    stage.store(completion, stage.embedding)                         # stage 12, JSON
+    recorder = stage.recorder(model_name, stage.embedding)           # stage 12, streams:
     recorder.add(chunk) for every chunk; recorder.finish() only when the stream ended well
 
 Every method is a no-op or a miss when the cache is off, Redis is down or the rules say no.
@@ -28,6 +30,7 @@ import numpy.typing as npt
 from router.cache.entry import CacheHit
 from router.cache.replay import StreamAssembler, replay_body, replay_sse
 from router.cache.rules import HINT_HEADER, RESULT_HEADER
+from router.cache.semantic import EmbeddingKind
 from router.cache.service import CacheRequest, ResponseCache
 from router.policy.schema import Policy
 from router.policy.sections.cache import CacheSettings
@@ -66,6 +69,10 @@ class CacheStage:
     cache: ResponseCache
     request: CacheRequest
     hit: CacheHit | None = None
+    kind: EmbeddingKind = "classifier"
+    """The kind of embedding the semantic lookup used; stores file the answer under it too."""
+    embedding: npt.ArrayLike | None = None
+    """The embedding the semantic lookup used (None before it, or without one)."""
 
     @classmethod
     def begin(
@@ -97,16 +104,29 @@ class CacheStage:
         self.hit = await self.cache.lookup_exact(self.request)
         return self.hit
 
-    async def semantic(self, embedding: npt.ArrayLike | None) -> CacheHit | None:
-        """Stage 6: the semantic lookup on the classifier's embedding."""
+    @property
+    def wants_embedding(self) -> bool:
+        """Whether a semantic lookup or store would use a whole-turn embedding of the prompt
+        (worth an extra encoder pass when the classifier's does not cover the turn)."""
+        return (
+            self.hit is None and self.request.uses_semantic and self.request.settings.semantic_turns
+        )
+
+    async def semantic(
+        self, embedding: npt.ArrayLike | None, kind: EmbeddingKind = "classifier"
+    ) -> CacheHit | None:
+        """Stage 6: the semantic lookup on ``embedding`` (the classifier's, or the whole-turn
+        embedding of a longer prompt: ``kind``); later stores use the same kind."""
+        self.kind, self.embedding = kind, embedding
         if self.hit is None:
-            self.hit = await self.cache.lookup_semantic(self.request, embedding)
+            self.hit = await self.cache.lookup_semantic(self.request, embedding, kind)
         return self.hit
 
     def store(self, completion: Completion, embedding: npt.ArrayLike | None) -> None:
-        """Stage 12 for a JSON response: store in the background if the rules allow."""
+        """Stage 12 for a JSON response: store in the background if the rules allow;
+        ``embedding`` is the one :meth:`semantic` looked up with."""
         if self.hit is None:
-            self.cache.store_later(self.request, completion, embedding)
+            self.cache.store_later(self.request, completion, embedding, self.kind)
 
     def recorder(self, model: str, embedding: npt.ArrayLike | None) -> StreamRecorder:
         """Stage 12 for a stream: feed it the chunks, then call ``finish`` on a clean end."""

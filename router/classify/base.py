@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -36,4 +36,14 @@ class Classifier(Protocol):
 
     async def aclose(self) -> None:
         """Stop worker threads and free the model."""
+        ...
+
+
+@runtime_checkable
+class TurnEmbedder(Protocol):
+    """A classifier that can also embed a whole last user turn for the semantic cache."""
+
+    async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
+        """The whole-turn embedding of ``req``'s last user message (no context, up to the
+        encoder's whole-turn cap); None when the turn is longer. Never blocks the event loop."""
         ...

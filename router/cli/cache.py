@@ -63,6 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--pairs", type=Path, required=True, help="JSON lines {a, b, same[, kind]}")
     ev.add_argument("--policy", type=Path, help="policy whose cache.similarity_threshold to use")
     ev.add_argument("--threshold", type=float, help="override the threshold")
+    ev.add_argument(
+        "--turn-threshold", type=float, help="override the threshold of whole-turn embeddings"
+    )
+    ev.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="embed every prompt with the classifier's pass only (a longer prompt from its head "
+        "and tail, which the gateway never serves from)",
+    )
     ev.add_argument("--device", default="cpu", help="encoder device: cpu, cuda or auto")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=eval_cmd)
@@ -89,39 +98,68 @@ def read_pairs(path: Path) -> list[Pair]:
 
 
 def embed_texts(texts: Sequence[str], device: str = "cpu") -> npt.NDArray[np.float32]:
-    """Unit-length all-MiniLM-L6-v2 embeddings ``[n, 384]`` of ``texts``, as served: the
-    classifier's encoder at the shipped head's token budget."""
-    from router.classify.encoder import Encoder
+    """Unit-length all-MiniLM-L6-v2 embeddings ``[n, 384]`` of ``texts`` at the shipped head's
+    token budget (the classifier's own pass; a longer text is cut to its head and tail)."""
+    return served_embeddings(texts, device, turns=False)[0]
+
+
+def served_embeddings(
+    texts: Sequence[str], device: str = "cpu", turns: bool = True
+) -> tuple[npt.NDArray[np.float32], list[str | None]]:
+    """The embedding the gateway's semantic cache would use for each text, and its kind.
+
+    A text that fits the shipped head's token budget whole gets the classifier's embedding
+    (kind ``classifier``); with ``turns``, a longer one gets the whole-turn embedding (kind
+    ``turn``, up to ``TURN_MAX_TOKENS``) and a text longer than that none (kind None, a
+    miss). Without ``turns``, every text gets the classifier's pass (kind ``classifier``).
+    """
+    from router.classify.encoder import TURN_MAX_TOKENS, Encoder
     from router.classify.head import read_metadata
     from router.classify.inputs import PromptText
     from router.classify.trained import DEFAULT_MAX_TOKENS, shipped_model_dir
 
-    budget = read_metadata(shipped_model_dir()).get("encoder_max_tokens")
-    encoder = Encoder.load(
-        device=device, max_tokens=budget if isinstance(budget, int) else DEFAULT_MAX_TOKENS
-    )
-    out: npt.NDArray[np.float32] = encoder.encode([PromptText(user=t) for t in texts]).embeddings
-    return out
+    meta_budget = read_metadata(shipped_model_dir()).get("encoder_max_tokens")
+    budget = meta_budget if isinstance(meta_budget, int) else DEFAULT_MAX_TOKENS
+    encoder = Encoder.load(device=device, max_tokens=budget)
+    enc = encoder.encode([PromptText(user=t) for t in texts])
+    emb = enc.embeddings.copy()
+    kinds: list[str | None] = ["classifier"] * len(texts)
+    if turns:
+        long_idx = [i for i, n in enumerate(enc.user_tokens) if int(n) > budget - 2]
+        whole = encoder.encode_turns([texts[i] for i in long_idx], TURN_MAX_TOKENS)
+        for i, vec in zip(long_idx, whole, strict=True):
+            if vec is None:
+                kinds[i] = None
+            else:
+                emb[i] = vec
+                kinds[i] = "turn"
+    encoder.close()
+    return emb, kinds
 
 
 def rates(
-    pairs: Sequence[Pair], sims: npt.NDArray[np.float32], guarded: Sequence[bool], t: float
+    pairs: Sequence[Pair],
+    sims: npt.NDArray[np.float32],
+    guarded: Sequence[bool],
+    t: float | npt.NDArray[np.float32],
 ) -> Rates:
-    """Hit and false-hit rates at threshold ``t``; ``guarded[i]``: a guard objects to pair i."""
+    """Hit and false-hit rates at threshold ``t`` (one, or one per pair); ``guarded[i]``: a
+    guard objects to pair i."""
+    ts = np.broadcast_to(np.asarray(t, np.float32), sims.shape)
     true_idx = [i for i, p in enumerate(pairs) if p.same]
     false_idx = [i for i, p in enumerate(pairs) if not p.same]
 
     def frac(idx: Sequence[int], guards: bool) -> float:
         if not idx:
             return 0.0
-        hits = sum(1 for i in idx if sims[i] >= t and not (guards and guarded[i]))
+        hits = sum(1 for i in idx if sims[i] >= ts[i] and not (guards and guarded[i]))
         return hits / len(idx)
 
     by_kind: dict[str, list[int]] = defaultdict(list)
     for i in false_idx:
         by_kind[pairs[i].kind or "unlabelled"].append(i)
     return Rates(
-        threshold=t,
+        threshold=float(np.asarray(t).min()),
         hit_rate=frac(true_idx, True),
         false_hit_rate=frac(false_idx, True),
         hit_rate_no_guard=frac(true_idx, False),
@@ -130,34 +168,55 @@ def rates(
     )
 
 
-def _threshold(args: argparse.Namespace) -> float:
-    if args.threshold is not None:
-        return float(args.threshold)
+def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
+    settings = CacheSettings()
     if args.policy is not None:
         from router.policy.load import load_policy
 
         policy: Any = load_policy(args.policy).policy
-        settings = getattr(policy, "cache", None)
-        if isinstance(settings, CacheSettings):
-            return settings.similarity_threshold
-    return CacheSettings().similarity_threshold
+        found = getattr(policy, "cache", None)
+        if isinstance(found, CacheSettings):
+            settings = found
+    short = settings.similarity_threshold if args.threshold is None else float(args.threshold)
+    turn = settings.turn_similarity_threshold
+    return short, turn if args.turn_threshold is None else float(args.turn_threshold)
 
 
-def evaluate(pairs: Sequence[Pair], device: str, threshold: float) -> dict[str, Any]:
-    """Embed, compare and guard every pair; the report as a JSON-ready dict."""
+def evaluate(
+    pairs: Sequence[Pair],
+    device: str,
+    threshold: float,
+    turn_threshold: float | None = None,
+    turns: bool = True,
+) -> dict[str, Any]:
+    """Embed, compare and guard every pair as the gateway would; the report as a JSON-ready dict.
+
+    A pair whose sides got embeddings of different kinds (or none) is a miss: the cache keeps
+    the kinds in separate vector sets. ``turn_threshold`` applies to whole-turn pairs (default
+    ``threshold``); the sweep moves one threshold for every pair.
+    """
     texts = sorted({t for p in pairs for t in (p.a, p.b)})
     index = {t: i for i, t in enumerate(texts)}
-    emb = embed_texts(texts, device)
-    a = emb[[index[p.a] for p in pairs]]
-    b = emb[[index[p.b] for p in pairs]]
-    sims = np.einsum("ij,ij->i", a, b).astype(np.float32)
+    emb, kinds = served_embeddings(texts, device, turns)
+    ia = [index[p.a] for p in pairs]
+    ib = [index[p.b] for p in pairs]
+    sims = np.einsum("ij,ij->i", emb[ia], emb[ib]).astype(np.float32)
+    pair_kind = [kinds[x] if kinds[x] == kinds[y] else None for x, y in zip(ia, ib, strict=True)]
+    sims[[k is None for k in pair_kind]] = -1.0
+    turn_t = threshold if turn_threshold is None else turn_threshold
+    per_pair = np.asarray([turn_t if k == "turn" else threshold for k in pair_kind], np.float32)
     guarded = [false_hit_reason(p.a, p.b) is not None for p in pairs]
-    at = rates(pairs, sims, guarded, threshold)
+    at = rates(pairs, sims, guarded, per_pair)
+    at = Rates(**{**asdict(at), "threshold": threshold})
     return {
         "pairs": len(pairs),
         "true_pairs": sum(p.same for p in pairs),
         "false_pairs": sum(not p.same for p in pairs),
         "threshold": threshold,
+        "turn_threshold": turn_t,
+        "pairs_by_embedding": {
+            str(k): sum(1 for x in pair_kind if x == k) for k in ("classifier", "turn", None)
+        },
         "at_threshold": asdict(at),
         "sweep": [asdict(rates(pairs, sims, guarded, t)) for t in SWEEP],
         "similarity_true_mean": float(sims[[p.same for p in pairs]].mean()),
@@ -176,7 +235,8 @@ def eval_cmd(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(pairs, args.device, _threshold(args))
+    short, turn = _thresholds(args)
+    report = evaluate(pairs, args.device, short, turn, turns=not args.no_turns)
     at = report["at_threshold"]
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -184,8 +244,10 @@ def eval_cmd(args: argparse.Namespace) -> int:
         print(
             f"{report['pairs']} pairs ({report['true_pairs']} true, {report['false_pairs']} false)"
         )
+        print(f"embeddings by pair: {report['pairs_by_embedding']} (None: different kinds)")
         print(
-            f"threshold {report['threshold']:.2f}: hit rate {_pct(at['hit_rate'])} on true pairs, "
+            f"threshold {report['threshold']:.2f} (whole turns {report['turn_threshold']:.2f}): "
+            f"hit rate {_pct(at['hit_rate'])} on true pairs, "
             f"false-hit rate {_pct(at['false_hit_rate'])} on false pairs "
             f"(similarity alone: {_pct(at['hit_rate_no_guard'])} / "
             f"{_pct(at['false_hit_rate_no_guard'])})"

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from router.backends.calls import BackendFor, complete_with_fallbacks, open_stream_with_fallbacks
@@ -20,6 +22,7 @@ from router.budget.admission import admit_cache_hit, admit_request, check_reques
 from router.budget.pricing import model_cost_usd
 from router.cache.entry import CacheHit
 from router.cache.rules import RESULT_HEADER
+from router.cache.semantic import EmbeddingKind
 from router.cache.stage import (
     CacheStage,
     cache_settings,
@@ -27,7 +30,7 @@ from router.cache.stage import (
     hit_completion,
     hit_decision,
 )
-from router.classify.base import Classification
+from router.classify.base import Classification, TurnEmbedder
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError
@@ -110,6 +113,25 @@ async def _share_thresholds(
     return share_thresholds(tuple(t.min_score for t in plan.eligible), top)
 
 
+async def _cache_embedding(
+    services: Services, req: ChatRequest, cache: CacheStage, classification: Classification
+) -> tuple[npt.NDArray[np.float32] | None, EmbeddingKind]:
+    """The semantic cache's embedding of the prompt and its kind: the classifier's own when it
+    covered the whole last turn (no extra cost), otherwise, when the cache would use one, an
+    extra whole-turn encoder pass (None for a turn past its cap, or when it fails)."""
+    if classification.embedding is not None:
+        return classification.embedding, "classifier"
+    embedder = services.classifier
+    if not cache.wants_embedding or not isinstance(embedder, TurnEmbedder):
+        return None, "turn"
+    try:
+        return await embedder.embed_turn(req), "turn"
+    except Exception as exc:  # a cache miss, never a failed request
+        services.counters["classifier_errors"] += 1
+        log.warning("cache_embedding_failed", error=repr(exc))
+        return None, "turn"
+
+
 async def run_chat(
     services: Services, loaded: LoadedPolicy, req: ChatRequest, ctx: RequestContext
 ) -> ChatOutcome:
@@ -142,8 +164,7 @@ async def run_chat(
             record(services, req, run.finish(error))
             if error is None and hit is None and cache is not None and run.completion is not None:
                 # stage 12 after 10 and 11, in the background: a whole answer is cached
-                c = run.classification
-                cache.store(run.completion, c.embedding if c is not None else None)
+                cache.store(run.completion, cache.embedding)
 
 
 async def _exact_prompt_tokens(
@@ -179,7 +200,8 @@ async def _route(
     hit = await cache.exact() if cache is not None else None
     classification = await _classify(services, req) if plan.needs_score and not hit else None
     if hit is None and cache is not None and classification is not None:
-        hit = await cache.semantic(classification.embedding)  # stage 6, same embedding
+        embedding, kind = await _cache_embedding(services, req, cache, classification)
+        hit = await cache.semantic(embedding, kind)  # stage 6
     if hit is not None:
         run = Run(
             ctx, loaded.hash, req, hit_decision(policy, loaded.hash, plan, hit), classification
@@ -268,7 +290,7 @@ async def _answer(
     backend_for: BackendFor = services.backends.for_model
     if guard is not None:  # per target: redact for hosted models, rewrite their answers
         backend_for = guarded(backend_for, guard)
-    embedding = classification.embedding if classification is not None else None
+    embedding = cache.embedding if cache is not None else None
     if not req.stream:
         try:
             completion = await complete_with_fallbacks(

@@ -145,6 +145,18 @@ def age_index_key(tenant: str, scope: str) -> str:
     return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vz:{scope}"
 
 
+def turn_vector_set_key(tenant: str, scope: str) -> str:
+    """The semantic vector set of ``scope`` for whole-turn embeddings (prompts longer than the
+    classifier's token budget), kept apart from :func:`vector_set_key`: the two kinds of
+    embedding are never compared with each other."""
+    return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vt:{scope}"
+
+
+def turn_age_index_key(tenant: str, scope: str) -> str:
+    """The age index (see :func:`age_index_key`) of :func:`turn_vector_set_key`."""
+    return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vtz:{scope}"
+
+
 def tenant_pattern(tenant: str) -> str:
     """A ``SCAN MATCH`` pattern for every cache key of ``tenant`` (for purges)."""
     tag = tenant_tag(tenant)

@@ -25,6 +25,15 @@ class CacheSettings(BaseModel):
     """How long an entry is served, in seconds."""
     similarity_threshold: Annotated[float, Field(gt=0, le=1)] = 0.9
     """Minimum cosine similarity (all-MiniLM-L6-v2 embeddings) of a semantic hit."""
+    semantic_turns: bool = True
+    """Give a last user turn longer than the classifier's token budget a whole-turn embedding
+    of its own (an extra encoder pass: p50 about 40 ms for 150 tokens and 75-105 ms for 256 on
+    a busy 2-core machine, see ``docs/performance.md``); off, such prompts are cached exactly
+    only."""
+    turn_similarity_threshold: Annotated[float, Field(gt=0, le=1)] = 0.94
+    """The same for a prompt longer than the classifier's token budget, which gets a whole-turn
+    embedding of its own (up to 320 tokens). Chosen on ``tests/data/cache_pairs_long.jsonl``;
+    see ``docs/caching.md``."""
     max_entries_per_scope: Annotated[int, Field(gt=0)] = 10_000
     """Size cap of one semantic scope (vector set); the oldest entries go first."""
     cache_nonzero_temperature: bool = False

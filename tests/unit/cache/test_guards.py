@@ -54,3 +54,32 @@ def test_single_substitution_needs_identical_rest() -> None:
 
 def test_identical_text_always_passes() -> None:
     assert false_hit_reason("x 1 `y`", "x 1 `y`") is None
+
+
+STORY = (
+    "A farmer keeps sheep and goats on a hillside farm. Every morning she walks the animals to "
+    "the upper meadow, counts them at the gate, and brings them back to the barn before dark. "
+    "Some days the weather turns and the flock has to shelter under the old oak trees near the "
+    "river. Describe how she could organise the daily routine so that no animal is left behind."
+)
+
+
+def test_long_prompt_with_one_swapped_word_is_refused_even_when_reworded() -> None:
+    swapped = STORY.replace("oak trees", "pine trees")
+    reworded = "Here is a problem for you.\n" + swapped + "\n\nThanks!"
+    assert false_hit_reason(STORY, reworded) == "a content word was swapped"
+    # a single-synonym rewording looks the same, and is refused too
+    synonym = STORY.replace("could organise", "could arrange")
+    assert false_hit_reason(STORY, "Question:\n" + synonym) == "a content word was swapped"
+
+
+def test_long_prompt_with_another_preamble_passes() -> None:
+    assert false_hit_reason(STORY, "Question:\n" + STORY + "\nThank you in advance.") is None
+    assert false_hit_reason(STORY, "Could you help me with this?\n\n" + STORY) is None
+
+
+def test_swap_guard_leaves_short_prompts_to_the_old_rules() -> None:
+    # under 40 words, a reworded prompt with one different word is the threshold's business
+    assert (
+        false_hit_reason("Tips for growing tomatoes indoors", "How to grow tomatoes inside") is None
+    )

@@ -41,3 +41,42 @@ def test_rates() -> None:
     assert r.hit_rate == 0.5 and r.false_hit_rate == 0.0
     assert r.false_hit_rate_no_guard == 0.5
     assert r.false_hits_by_kind == {"code": 0.0, "numbers": 0.0}
+
+
+LONG_DATA = Path(__file__).parents[2] / "data" / "cache_pairs_long.jsonl"
+SEEDS = [
+    f"Question {i}: A baker in Lyon sells {i + 3} loaves every morning and buys flour from a "
+    "mill. Which of these is the largest cost for the bakery? Do not include rent. Explain "
+    "your answer and find the total for the week, step by step, for each of the seven days."
+    for i in range(12)
+]
+
+
+def test_long_generator_is_deterministic_and_labels_every_row() -> None:
+    from router.lab.pairs import generate_long
+
+    rows = list(generate_long(SEEDS, n_true=5, n_false=5, seed=3))
+    assert rows == list(generate_long(SEEDS, n_true=5, n_false=5, seed=3))
+    assert sum(1 for r in rows if r["same"]) == 5 and sum(1 for r in rows if not r["same"]) >= 1
+    kinds = {str(r["kind"]) for r in rows if not r["same"]}
+    assert kinds <= {"numbers", "entities", "negation", "polarity", "topic"}
+    assert all(r["a"] != r["b"] for r in rows)
+
+
+def test_checked_in_long_sets_are_disjoint_and_labelled() -> None:
+    tune = read_pairs(LONG_DATA)
+    holdout = read_pairs(LONG_DATA.with_name("cache_pairs_long_holdout.jsonl"))
+    assert len(tune) == len(holdout) == 400
+    for pairs in (tune, holdout):
+        assert sum(p.same for p in pairs) == 200
+    # no seed prompt in both: a prompt's text is in one set's pairs only
+    assert not {p.a for p in tune} & {p.a for p in holdout}
+
+
+def test_rates_take_one_threshold_per_pair() -> None:
+    pairs = [Pair("a", "b", True, "paraphrase"), Pair("c", "d", False, "topic")]
+    sims = np.asarray([0.93, 0.93], np.float32)
+    per_pair = np.asarray([0.90, 0.94], np.float32)  # a short pair and a whole-turn pair
+    r = rates(pairs, sims, [False, False], per_pair)
+    assert r.hit_rate == 1.0 and r.false_hit_rate == 0.0
+    assert rates(pairs, sims, [False, False], 0.90).false_hit_rate == 1.0

@@ -23,6 +23,8 @@ PINNED: list[tuple[Callable[[], object], str]] = [
     (lambda: keys.exact_key("acme", "d1g"), "rc:{acme}:x:d1g"),
     (lambda: keys.vector_set_key("acme", "s0"), "rc:{acme}:vs:s0"),
     (lambda: keys.age_index_key("acme", "s0"), "rc:{acme}:vz:s0"),
+    (lambda: keys.turn_vector_set_key("acme", "s0"), "rc:{acme}:vt:s0"),
+    (lambda: keys.turn_age_index_key("acme", "s0"), "rc:{acme}:vtz:s0"),
     (lambda: keys.tenant_pattern("a*b"), "rc:{h-1ee0c5d02f032a13d511}:*"),
     (lambda: keys.tenant_pattern("team:a@b.c"), "rc:{team:a@b.c}:*"),
     (lambda: keys.exact_key("{evil}", "d"), "rc:{h-e791ae07623fb3654bff}:x:d"),
