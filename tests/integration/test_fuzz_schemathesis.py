@@ -5,13 +5,17 @@ request is reserved and settled) is driven by
 
 * schemathesis, from the gateway's own OpenAPI document: for each operation with a body,
   schema-violating (negative) and schema-conforming (positive) cases; for the GETs and DELETEs,
-  positive cases (chat, feedback, the admin API for keys, models, health, metrics);
+  positive cases (chat, OpenAI Responses and stored responses, Anthropic Messages and
+  count_tokens, embeddings, feedback, the admin API for keys, models, health, metrics);
 * hypothesis JSON strategies: arbitrary JSON of any shape (integers far beyond 64 bits, deep
-  nesting, unknown fields) in and around valid chat, feedback and admin bodies, all sent over
-  one keep-alive connection, which must never be reset.
+  nesting, unknown fields) in and around valid chat, Responses, Messages, count_tokens,
+  embeddings, feedback and admin bodies, all sent over one keep-alive connection, which must
+  never be reset.
 
-Afterwards the ledger and the budget counters must agree: a rejected request is charged $0, and
-no hold is left behind. Bounded so that it stays under two minutes here.
+Every error is in its protocol's shape (Anthropic's ``{"type": "error", "error": {...}}`` on
+``/v1/messages*``, OpenAI's envelope elsewhere). Afterwards the ledger and the budget counters
+must agree: a rejected request is charged $0, and no hold is left behind. Bounded so that it
+stays under three minutes here.
 """
 
 from __future__ import annotations
@@ -71,14 +75,33 @@ MALFORMED = [
     + b"}",
     b'{"team": "t", "rpm": ' + str(10**40).encode() + b"}",
 ]
-FUZZ_PATHS = ["/v1/chat/completions", "/v1/feedback", "/admin/keys"]
+FUZZ_PATHS = [
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/embeddings",
+    "/v1/feedback",
+    "/admin/keys",
+]
+EMBEDDING_MODEL = (
+    "  - name: mock-embed\n"
+    "    kind: embedding\n"
+    "    backend: openai_compat\n"
+    "    upstream_model: text-embedding-3-small\n"
+    "    endpoint: ${MOCK_UPSTREAM_URL}\n"
+    "    price: {input_usd_per_mtok: 0.02, output_usd_per_mtok: 0}\n"
+)
+"""An embedding model on the mock upstream, so that valid embeddings bodies are served."""
 
 
 def _policy(tmp: Path) -> Path:
-    """The mock policy with a global budget: every served request holds and settles."""
+    """The mock policy with a global budget (every served request holds and settles) and an
+    embedding model."""
     text = MOCK_POLICY.read_text().replace(
         "prices_file: ../prices.yaml", f"prices_file: {ROOT / 'policies' / 'prices.yaml'}"
     )
+    text = text.replace("\nroutes:\n", "\n" + EMBEDDING_MODEL + "routes:\n", 1)
     path = tmp / "policy.yaml"
     path.write_text(text + "budgets:\n  global: {limit_usd: 1000, window: total}\n")
     return path
@@ -131,6 +154,8 @@ def _fuzz(
         assert r.status_code < 500, (case.method, case.path, case.body, r.text[:300])
         if negative:
             assert r.status_code >= 400, (case.path, case.body)
+        if r.status_code >= 400:
+            _assert_error_shape(case.path, r)
 
     check()
 
@@ -148,9 +173,12 @@ def test_no_server_error_on_generated_requests(gateway: GatewayProcess) -> None:
                 _fuzz(gateway, op, mode, n, statuses)
     assert {"POST /v1/chat/completions", "POST /v1/feedback", "POST /admin/keys"} <= methods
     assert {"PATCH /admin/keys/{key_id}", "DELETE /admin/keys/{key_id}"} <= methods
+    assert {"POST /v1/responses", "POST /v1/messages", "POST /v1/messages/count_tokens"} <= methods
+    assert {"POST /v1/embeddings", "GET /v1/responses/{response_id}"} <= methods
+    assert "DELETE /v1/responses/{response_id}" in methods
     seen = dict(sorted(statuses.items()))
     print(f"schemathesis: {sum(statuses.values())} requests, statuses {seen}")
-    assert sum(statuses.values()) >= 300
+    assert sum(statuses.values()) >= 600
     assert statuses[200] > 0 and statuses[400] > 0 and statuses[201] > 0
 
 
@@ -206,11 +234,109 @@ ADMIN = st.one_of(
 )
 
 
+ITEMS = st.text(max_size=30) | st.lists(  # Responses input: a string or items
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "system", "developer", "assistant"]), "content": JSON},
+        optional={
+            "type": st.sampled_from(["message", "function_call", "function_call_output"]) | JSON,
+            **{k: JSON for k in ("call_id", "output", "name", "arguments", "id", "status")},
+        },
+    ),
+    min_size=1,
+    max_size=3,
+)
+RESPONSES_FIELDS = [
+    "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens", "temperature",
+    "top_p", "reasoning", "metadata", "store", "previous_response_id", "truncation", "user",
+    "parallel_tool_calls",
+]  # fmt: skip
+RESPONSES = st.one_of(
+    st.fixed_dictionaries(  # a valid request with unknown fields of any shape
+        {"model": st.just("auto"), "input": st.text(min_size=1, max_size=30)},
+        optional={"stream": st.booleans(), "store": st.booleans(), "foo": JSON},
+    ),
+    st.fixed_dictionaries(  # known fields with values of any shape
+        {"model": st.sampled_from(["auto", "mock-local", "nope"]), "input": ITEMS},
+        optional={k: JSON for k in RESPONSES_FIELDS if k != "input"},
+    ),
+    st.dictionaries(st.sampled_from(["model", *RESPONSES_FIELDS]), JSON),
+    JSON,
+)
+BLOCK = st.fixed_dictionaries(  # an Anthropic content block, of a known type or not
+    {"type": st.sampled_from(["text", "image", "document", "tool_use", "tool_result"]) | JSON},
+    optional={
+        k: JSON
+        for k in ("text", "source", "id", "name", "input", "tool_use_id", "content", "is_error")
+    }
+    | {"cache_control": st.just({"type": "ephemeral"}) | JSON},
+)
+ANTHROPIC_MESSAGES = st.lists(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant", "system"]),
+            "content": st.text(max_size=30) | st.lists(BLOCK, max_size=3),
+        },
+        optional={"extra": JSON},
+    ),
+    min_size=1,
+    max_size=3,
+)
+MESSAGES_FIELDS = [
+    "max_tokens", "system", "tools", "tool_choice", "thinking", "stop_sequences", "temperature",
+    "top_p", "top_k", "metadata", "cache_control", "service_tier",
+]  # fmt: skip
+ANTHROPIC = st.one_of(
+    st.fixed_dictionaries(  # a valid request with unknown fields of any shape
+        {
+            "model": st.just("auto"),
+            "max_tokens": st.integers(1, 64),
+            "messages": st.lists(
+                st.fixed_dictionaries({"role": st.just("user"), "content": st.text(max_size=30)}),
+                min_size=1,
+                max_size=2,
+            ),
+        },
+        optional={"stream": st.booleans(), "foo": JSON, "metadata": JSON},
+    ),
+    st.fixed_dictionaries(  # known fields with values of any shape
+        {"model": st.sampled_from(["auto", "mock-local", "nope"]), "messages": ANTHROPIC_MESSAGES},
+        optional={k: JSON for k in MESSAGES_FIELDS},
+    ),
+    st.dictionaries(st.sampled_from(["model", "messages", *MESSAGES_FIELDS]), JSON),
+    JSON,
+)
+EMBEDDINGS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "model": st.sampled_from(["mock-embed", "auto", "nope"]),
+            "input": st.text(max_size=20)
+            | st.lists(st.text(max_size=20), max_size=3)
+            | st.lists(st.integers(), max_size=3)
+            | JSON,
+        },
+        optional={
+            "encoding_format": st.sampled_from(["float", "base64"]) | JSON,
+            **{k: JSON for k in ("dimensions", "user", "foo")},
+        },
+    ),
+    st.dictionaries(st.sampled_from(["model", "input", "encoding_format", "dimensions"]), JSON),
+    JSON,
+)
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     ("path", "strategy"),
-    [("/v1/chat/completions", CHAT), ("/v1/feedback", FEEDBACK), ("/admin/keys", ADMIN)],
-    ids=["chat", "feedback", "admin"],
+    [
+        ("/v1/chat/completions", CHAT),
+        ("/v1/responses", RESPONSES),
+        ("/v1/messages", ANTHROPIC),
+        ("/v1/messages/count_tokens", ANTHROPIC),
+        ("/v1/embeddings", EMBEDDINGS),
+        ("/v1/feedback", FEEDBACK),
+        ("/admin/keys", ADMIN),
+    ],
+    ids=["chat", "responses", "messages", "count_tokens", "embeddings", "feedback", "admin"],
 )
 def test_json_of_any_shape_over_one_connection(
     gateway: GatewayProcess, path: str, strategy: Any
@@ -237,13 +363,24 @@ def test_json_of_any_shape_over_one_connection(
             statuses[r.status_code] += 1
             assert r.status_code < 500, (path, data[:300], r.text[:300])
             if r.status_code >= 400:
-                assert r.json()["error"]["message"]
+                _assert_error_shape(path, r)
 
         check()
     print(
         f"{path}: {sum(statuses.values())} JSON bodies, statuses {dict(sorted(statuses.items()))}"
     )
     assert statuses[400] > 0, statuses
+
+
+def _assert_error_shape(path: str, r: httpx.Response) -> None:
+    """Anthropic's error shape on ``/v1/messages*``, OpenAI's envelope elsewhere."""
+    body = r.json()
+    if path.startswith("/v1/messages"):
+        assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+        assert body["error"]["type"] and body["error"]["message"], body
+    else:
+        assert set(body) == {"error"} and body["error"]["message"], body
+        assert set(body["error"]) == {"message", "type", "param", "code"}, body
 
 
 def _dumps(body: Any) -> bytes:
@@ -262,7 +399,7 @@ def test_malformed_bodies_are_4xx(gateway: GatewayProcess, path: str) -> None:
         for body in MALFORMED:
             r = client.post(path, content=body, headers={"content-type": "application/json"})
             assert 400 <= r.status_code < 500, (body[:40], r.status_code, r.text[:200])
-            assert r.json()["error"]["message"]
+            _assert_error_shape(path, r)
 
 
 def test_big_integers_name_the_field(gateway: GatewayProcess) -> None:
