@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -62,7 +62,8 @@ class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: Annotated[str, Field(min_length=1)]
-    input: str | list[str] | list[int] | list[list[int]]
+    # token ids are vocabulary indices: a negative one is the client's error, not the upstream's
+    input: str | list[str] | list[NonNegativeInt] | list[list[NonNegativeInt]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
     user: str | None = None

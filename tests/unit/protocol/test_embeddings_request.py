@@ -33,6 +33,8 @@ def test_input_forms() -> None:
         ({"model": "m", "input": []}, "input"),
         ({"model": "m", "input": ["a", ""]}, "input"),
         ({"model": "m", "input": 5}, "input"),
+        ({"model": "m", "input": [-1]}, "input"),
+        ({"model": "m", "input": [[1, 2], [3, -4]]}, "input"),
         ({"model": "m", "input": "a", "encoding_format": "int8"}, "encoding_format"),
         ({"model": "m", "input": "a", "dimensions": 0}, "dimensions"),
     ],
