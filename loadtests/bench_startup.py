@@ -7,6 +7,12 @@ which splits pages shared between processes, e.g. a read-only mapped model file)
 
     python loadtests/bench_startup.py --starts 3 --fresh-models-dir
     python loadtests/bench_startup.py --starts 2 --request-model local-smollm2
+    python loadtests/bench_startup.py --policy loadtests/policies/classifier.yaml --mock \
+        --request-model auto
+
+``--mock`` starts the mock upstream first and passes its URL as ``MOCK_UPSTREAM_URL`` (for
+policies whose models are the mock, e.g. ``loadtests/policies/classifier.yaml``: the trained
+classifier without an in-process local model).
 
 ``--fresh-models-dir`` points ``ROUTER_MODELS_DIR`` at an empty temporary folder before the first
 start, so start 1 is a first start (every cached build is made) and the others reuse the cache.
@@ -16,6 +22,7 @@ Linux only (``/proc``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -24,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from router.testing.gateway_process import GatewayProcess
+from router.testing.mock_process import MockUpstreamProcess
 
 
 def _proc_kib(pid: int, path: str, field: str) -> int:
@@ -75,16 +83,23 @@ def ask(url: str, model: str) -> None:
 
 
 def one_start(
-    policy: Path, workers: int, settle_s: float, request_model: str | None
+    policy: Path,
+    workers: int,
+    settle_s: float,
+    request_model: str | None,
+    env: dict[str, str] | None = None,
+    requests: int = 1,
 ) -> dict[str, object]:
     """Start the gateway once; its time to ready (s) and the memory of its processes (after
-    one request to ``request_model`` when given)."""
+    one request to ``request_model`` when given; with ``workers`` > 1, one request per worker
+    is not guaranteed: the kernel picks the worker)."""
     started = time.perf_counter()
-    gw = GatewayProcess(policy, workers=workers, startup_timeout_s=600)
+    gw = GatewayProcess(policy, env=env, workers=workers, startup_timeout_s=600)
     with gw:
         ready_s = time.perf_counter() - started
         if request_model:
-            ask(gw.url, request_model)
+            for _ in range(requests):
+                ask(gw.url, request_model)
         time.sleep(settle_s)  # let lazy imports and the first GC settle before reading memory
         procs = group_memory(os.getpgid(gw.pid))
     return {
@@ -104,15 +119,29 @@ def main() -> None:
     ap.add_argument("--settle-s", type=float, default=2.0)
     ap.add_argument("--fresh-models-dir", action="store_true")
     ap.add_argument("--request-model", help="send one request to this model before measuring")
+    ap.add_argument("--requests", type=int, default=1, help="how many requests to send")
+    ap.add_argument("--mock", action="store_true", help="start the mock upstream first")
     args = ap.parse_args()
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if args.fresh_models_dir:
         tmp = tempfile.TemporaryDirectory(prefix="models-")
         os.environ["ROUTER_MODELS_DIR"] = tmp.name
     try:
-        for i in range(args.starts):
-            row = one_start(args.policy, args.workers, args.settle_s, args.request_model)
-            print(json.dumps({"start": i + 1, "uptime": _load(), **row}), flush=True)
+        with contextlib.ExitStack() as stack:
+            env: dict[str, str] = {}
+            if args.mock:
+                mock = stack.enter_context(MockUpstreamProcess())
+                env["MOCK_UPSTREAM_URL"] = mock.url
+            for i in range(args.starts):
+                row = one_start(
+                    args.policy,
+                    args.workers,
+                    args.settle_s,
+                    args.request_model,
+                    env,
+                    args.requests,
+                )
+                print(json.dumps({"start": i + 1, "uptime": _load(), **row}), flush=True)
     finally:
         if tmp is not None:
             tmp.cleanup()
