@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -78,8 +79,18 @@ def ask(url: str, model: str) -> None:
         data=json.dumps(body).encode(),
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=300) as resp:
-        resp.read()
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                resp.read()
+            return
+        except urllib.error.HTTPError as exc:
+            # With several workers /readyz answers from whichever is ready first; another one
+            # may still be loading its local model (503) when this request reaches it.
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def one_start(
