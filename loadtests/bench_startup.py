@@ -1,9 +1,10 @@
 """Time-to-ready and memory of ``router serve``: start it a few times, report each start.
 
 Each start runs ``router serve --policy POLICY`` in a child process (a private data directory,
-so its own embedded Redis), times the wait until ``/readyz`` answers 200, then reads the resident
-memory of every process in its group (``/proc/PID/status`` VmRSS, and ``smaps_rollup``'s Pss,
-which splits pages shared between processes, e.g. a read-only mapped model file)::
+so its own embedded Redis), times the wait until ``/readyz`` answers 200, then reads the
+resident memory of the process and every one below it (``/proc/PID/status`` VmRSS, and
+``smaps_rollup``'s Pss, which splits pages shared between processes, e.g. a read-only mapped
+model file)::
 
     python loadtests/bench_startup.py --starts 3 --fresh-models-dir
     python loadtests/bench_startup.py --starts 2 --request-model local-smollm2
@@ -47,17 +48,31 @@ def _proc_kib(pid: int, path: str, field: str) -> int:
     return 0
 
 
-def group_memory(pgid: int) -> list[dict[str, object]]:
-    """Name, RSS and PSS (MiB) of every process in the process group ``pgid``."""
+def _parent(pid: int) -> int:
+    """The parent's pid from ``/proc/PID/stat`` (0 when unreadable)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def tree_memory(root: int) -> list[dict[str, object]]:
+    """Name, RSS and PSS (MiB) of ``root`` and every process below it (its workers and the
+    embedded Redis, which runs in a process group of its own)."""
+    parents = {
+        int(e.name): _parent(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()
+    }
+    tree = {root}
+    grew = True
+    while grew:
+        below = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= below
+        grew = bool(below)
     rows: list[dict[str, object]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
+    for pid in sorted(tree):
         try:
-            if os.getpgid(pid) != pgid:
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
         except OSError:
             continue
         rows.append(
@@ -68,7 +83,7 @@ def group_memory(pgid: int) -> list[dict[str, object]]:
                 "pss_mib": round(_proc_kib(pid, "smaps_rollup", "Pss") / 1024, 1),
             }
         )
-    return sorted(rows, key=lambda r: int(str(r["pid"])))
+    return rows
 
 
 def ask(url: str, model: str) -> None:
@@ -112,7 +127,7 @@ def one_start(
             for _ in range(requests):
                 ask(gw.url, request_model)
         time.sleep(settle_s)  # let lazy imports and the first GC settle before reading memory
-        procs = group_memory(os.getpgid(gw.pid))
+        procs = tree_memory(gw.pid)
     return {
         "ready_s": round(ready_s, 2),
         "processes": procs,
