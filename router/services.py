@@ -101,10 +101,6 @@ class Services:
         http = build_http_session(settings.upstream_max_connections)
         backends = BackendRegistry(http)
         await asyncio.to_thread(backends.prepare, store.current.policy)
-        # Local models take from seconds to minutes to load: start now, in the background, so
-        # the load overlaps the classifier's and Redis's start; /readyz says 503 until they
-        # are in (or failed).
-        tasks.spawn(TASK_KIND, backends.start_local(store.current.policy))
         classifier = await asyncio.to_thread(build_classifier, store.current.policy.classifier)
         redis = await _connect_redis(settings)
         keys = RedisKeyStore(redis.client) if redis is not None else None
@@ -129,6 +125,9 @@ class Services:
             tasks=tasks,
         )
         services._classifier_settings = store.current.policy.classifier
+        # Local models take from seconds to minutes to load: load them in the background
+        # and let /readyz say 503 until they are in (or failed).
+        services._spawn(backends.start_local(store.current.policy))
         if redis is not None:
             services.learning = await LearningRuntime.start(
                 redis.client,
