@@ -18,7 +18,11 @@ policy: no auth, one ``openai_compat`` model on the mock) itself; ``--direct`` s
 gateway (the client and the mock alone: the baseline). ``--ramp-s`` spreads the starts, so a
 burst of 1,024 connects does not show up as every stream's first gaps. The client is one asyncio
 process (uvloop when installed) on the same machine, so on a small machine it competes with the
-gateway for the CPU: its numbers bound the gateway's from above.
+gateway for the CPU: its numbers bound the gateway's from above. ``cpu_s`` reports the CPU
+seconds the run took in the client and in the processes it started (the mock, the gateway and its
+workers), and ``server_cpu_us_per_chunk`` the latter over the chunks relayed: a figure that does
+not depend on how busy the machine is, so it says how many chunks a second the gateway can relay
+per core.
 """
 
 from __future__ import annotations
@@ -27,10 +31,39 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import resource
 import time
 from pathlib import Path
 
 from router.testing.stream_stalls import gateway_on_paced_mock, run_streams, summarise
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` from ``/proc/PID/stat`` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants_cpu_s() -> dict[int, float]:
+    """CPU seconds of every process below this one, by pid."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree = {os.getpid()}
+    while True:
+        below = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        if not below:
+            break
+        tree |= below
+    tree.discard(os.getpid())
+    return {pid: _cpu_s(pid) for pid in tree}
 
 
 def main() -> None:
@@ -54,11 +87,22 @@ def main() -> None:
 
     def run(url: str) -> None:
         started = time.perf_counter()
+        servers_before = descendants_cpu_s()
+        client_before = resource.getrusage(resource.RUSAGE_SELF)
         results = asyncio.run(
             run_streams(url, args.model, args.streams, args.stall_ms, args.timeout_s, args.ramp_s)
         )
+        client_after = resource.getrusage(resource.RUSAGE_SELF)
+        servers_after = descendants_cpu_s()
         report = summarise(results, None if args.url else args.tokens, args.stall_ms)
         report["wall_s"] = round(time.perf_counter() - started, 1)
+        servers_s = sum(t - servers_before.get(pid, 0.0) for pid, t in servers_after.items())
+        client_s = (client_after.ru_utime + client_after.ru_stime) - (
+            client_before.ru_utime + client_before.ru_stime
+        )
+        report["cpu_s"] = {"servers": round(servers_s, 1), "client": round(client_s, 1)}
+        chunks = args.streams * args.tokens
+        report["server_cpu_us_per_chunk"] = round(1e6 * servers_s / max(1, chunks), 1)
         report["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
         knobs = ("tokens", "tokens_per_s", "workers", "stall_ms", "direct", "ramp_s")
         report["config"] = {k: getattr(args, k) for k in knobs}

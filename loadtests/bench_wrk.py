@@ -6,11 +6,14 @@ does not. One command, from the repository root::
 
     python loadtests/bench_wrk.py --connections 32 --duration-s 10
     python loadtests/bench_wrk.py --rate 500           # paced: see below
+    python loadtests/bench_wrk.py --litellm            # LiteLLM's proxy too, same run
 
 Targets, in the same run against one mock upstream process: ``direct`` (the mock itself) and
 ``hybrid-router`` (``router serve --workers N`` with ``loadtests/policies/full.yaml``: virtual
 key, key + team + global budgets, ledger, exact cache; its own Redis 8). Every request carries
-a unique prompt at temperature 0, so the cache looks up and stores but never hits.
+a unique prompt at temperature 0, so the cache looks up and stores but never hits. With
+``--litellm``, LiteLLM's proxy (``--workers`` workers, master key, no database; from
+``--litellm-venv``, default ``loadtests/litellm/.venv``) is a third target on the same mock.
 
 - closed loop: ``--connections`` connections back to back (``--threads`` wrk threads);
 - ``--rate R``: the same connections, each waiting ``connections / R`` seconds between its
@@ -24,6 +27,7 @@ Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -34,7 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "loadtests"))
 
-from gateway_targets import Target, hybrid_target, mock_target  # noqa: E402
+from gateway_targets import (  # noqa: E402
+    LITELLM_VENV,
+    Target,
+    hybrid_target,
+    litellm_target,
+    mock_target,
+)
 
 SCRIPT = r"""
 local tid = 0
@@ -112,6 +122,8 @@ def main() -> None:
     ap.add_argument("--duration-s", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rate", type=float, help="paced requests/s in total (default: closed loop)")
+    ap.add_argument("--litellm", action="store_true", help="LiteLLM's proxy as a third target")
+    ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make system-deps` (as root) or `apt-get install wrk`")
@@ -119,8 +131,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "chat.lua"
         script.write_text(SCRIPT)
-        with mock_target(0.0) as (mock, direct), hybrid_target(mock.url, args.workers) as hybrid:
-            for target in (direct, hybrid):
+        with contextlib.ExitStack() as stack:
+            mock, direct = stack.enter_context(mock_target(0.0))
+            targets = [direct, stack.enter_context(hybrid_target(mock.url, args.workers))]
+            if args.litellm:
+                litellm = litellm_target(mock.url, args.workers, args.litellm_venv)
+                targets.append(stack.enter_context(litellm))
+            for target in targets:
                 row = run_wrk(
                     target, script, args.connections, args.threads, args.duration_s, delay_ms
                 )
