@@ -53,7 +53,7 @@ SEEDS = [
 
 
 def test_long_generator_is_deterministic_and_labels_every_row() -> None:
-    from router.lab.pairs import generate_long
+    from router.lab.pairs_long import generate_long
 
     rows = list(generate_long(SEEDS, n_true=5, n_false=5, seed=3))
     assert rows == list(generate_long(SEEDS, n_true=5, n_false=5, seed=3))
