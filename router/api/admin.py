@@ -36,7 +36,7 @@ from router.errors import (
 )
 from router.keys.requests import KeyCreate, KeyUpdate
 from router.keys.store import KeyNotFound, RedisKeyStore
-from router.protocol.chat_request import invalid_request_from
+from router.protocol.body import invalid_request_from
 from router.protocol.jsonsafe import check_numbers
 from router.services import Services
 from router.settings import admin_key

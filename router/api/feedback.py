@@ -20,7 +20,7 @@ from router.api.responses import JSONBytesResponse, error_response
 from router.errors import InvalidRequest, NotFound, RouterError, ServiceUnavailable
 from router.observability.feedback import Feedback, FeedbackUnavailable
 from router.observability.logcontext import bind_request
-from router.protocol.chat_request import invalid_request_from
+from router.protocol.body import invalid_request_from
 from router.protocol.feedback import FeedbackBody
 from router.protocol.jsonsafe import check_numbers
 from router.services import Services

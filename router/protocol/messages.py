@@ -17,7 +17,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.errors import InvalidRequest
-from router.protocol.chat_request import ChatRequest, invalid_request_from
+from router.protocol.body import invalid_request_from
+from router.protocol.chat_request import ChatRequest
 from router.protocol.jsonsafe import check_numbers
 
 BlockType = Literal[

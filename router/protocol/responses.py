@@ -19,8 +19,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from router.errors import InvalidRequest
-from router.protocol.body import parse_json_object
-from router.protocol.chat_request import ChatRequest, invalid_request_from
+from router.protocol.body import invalid_request_from, parse_json_object
+from router.protocol.chat_request import ChatRequest
 
 HOSTED_TOOLS = frozenset(
     {
