@@ -36,6 +36,11 @@ SwapHead = Callable[[str | None], Awaitable[None]]
 
 log = structlog.get_logger("router.learning")
 
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class LearningRuntime:
     """Shadowing, head watching and the background job of one gateway process."""
@@ -127,8 +132,9 @@ class LearningRuntime:
                 log.warning("learn_job_failed", error=repr(exc))
             finally:
                 with contextlib.suppress(Exception):
-                    if await self.redis.get(lk.lock_key()) == owner:
-                        await self.redis.delete(lk.lock_key())
+                    # Compare and delete in one step: a round that outlived the lock's TTL must
+                    # not delete the lock another replica has taken since.
+                    await self.redis.eval(_RELEASE_LOCK, 1, lk.lock_key(), owner)
 
     async def aclose(self) -> None:
         """Stop the watcher and the job (shadow jobs in flight are drained with the app's

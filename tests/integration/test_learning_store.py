@@ -260,6 +260,23 @@ async def test_the_background_job_promotes_and_the_replica_swaps(
             await asyncio.sleep(0.05)
         assert runtime.serving == "v1"
         assert replica.swapped and str(replica.swapped[-1]).endswith("v1")
+        # The watcher may swap while the round is still cleaning up, so the lock is released
+        # shortly after the swap, not before it.
+        for _ in range(200):
+            if await redis_client.get("rl:{learn}:lock") is None:
+                break
+            await asyncio.sleep(0.05)
         assert await redis_client.get("rl:{learn}:lock") is None  # released after the round
     finally:
         await runtime.aclose()
+
+
+async def test_the_job_lock_is_released_only_by_its_owner(redis_client: aredis.Redis) -> None:
+    from router.learning.runtime import _RELEASE_LOCK
+    from router.redis import keys as lk
+
+    await redis_client.set(lk.lock_key(), "other-replica", ex=60)
+    assert await redis_client.eval(_RELEASE_LOCK, 1, lk.lock_key(), "expired-round") == 0
+    assert await redis_client.get(lk.lock_key()) is not None
+    assert await redis_client.eval(_RELEASE_LOCK, 1, lk.lock_key(), "other-replica") == 1
+    assert await redis_client.get(lk.lock_key()) is None
