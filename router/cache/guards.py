@@ -16,7 +16,7 @@ the features that embeddings blur; any difference is a miss, whatever the simila
   ``encrypt``/``decrypt``, ...);
 * **one swapped content word** in an otherwise identical prompt ("grow tomatoes indoors" /
   "outdoors", "a soft yolk" / "a hard yolk"): the shape of a template near miss, while real
-  paraphrases change more than one word; in a prompt of 40 words or more, **one word swapped
+  paraphrases change more than one word; in a prompt of 20 words or more, **one word swapped
   for another anywhere**, even when the rest was reworded (a long prompt's embedding barely
   moves for one word).
 
@@ -232,9 +232,13 @@ def _single_substitution(a: str, b: str) -> bool:
     return x not in _FUNCTION_WORDS and y not in _FUNCTION_WORDS
 
 
-LONG_PROMPT_WORDS = 40
+LONG_PROMPT_WORDS = 20
 """Word count from which :func:`_swapped_word` also looks for a swapped word inside a reworded
-prompt: one word of two hundred barely moves an embedding, so the threshold cannot catch it."""
+prompt: one word of two hundred barely moves an embedding, so the threshold cannot catch it.
+20, not 40: a one-word topic swap in a 25-39-word question behind another preamble passed every
+guard. Chosen on the tuning sets only (``cache_pairs.jsonl``, ``cache_pairs_long.jsonl``): the
+highest floor that guards every such near miss of the long tuning set; no floor from 10 up
+changes the short set, whose prompts are shorter (docs/performance.md)."""
 
 
 def _swapped_word(a: str, b: str) -> bool:

@@ -54,11 +54,9 @@ def load_policy_or_exit(path: Path | None) -> Any:
 
 
 async def _run(args: argparse.Namespace, policy: Any) -> LearnResult:
-    from router.redis.client import connect_redis
-    from router.settings import Settings
+    from router.cli.redis_access import open_redis
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     owner = f"cli-{secrets.token_hex(8)}"
     try:
         # The gateway's background job takes the same lock: one round at a time.

@@ -91,13 +91,11 @@ async def _reconcile(args: argparse.Namespace) -> int:
     import orjson
 
     from router.budget.reserve import Budgets
+    from router.cli.redis_access import open_redis
     from router.ledger.reconcile import parse_usage_line, pending, reconcile
     from router.ledger.writer import Ledger
-    from router.redis.client import connect_redis
-    from router.settings import Settings
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     try:
         budgets = Budgets(handle.client)
         ledger = Ledger(handle.client, budgets)

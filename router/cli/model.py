@@ -29,12 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 async def _with_store(action: Any) -> Any:
+    from router.cli.redis_access import open_redis
     from router.learning.heads_store import HeadStore
-    from router.redis.client import connect_redis
-    from router.settings import Settings
 
-    settings = Settings.from_env()
-    handle = await connect_redis(settings.redis_url, settings.data_dir)
+    handle = await open_redis()
     try:
         return await action(HeadStore(handle.client))
     finally:

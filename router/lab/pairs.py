@@ -513,12 +513,16 @@ if __name__ == "__main__":
     # python -m router.lab.pairs [OUT]: the short set; python -m router.lab.pairs --long: the two
     # long sets (tune and holdout) from ../shared/data/router.
     if sys.argv[1:2] == ["--long"]:
-        from router.lab.pairs_long import write_long_pairs
+        from router.lab.pairs_long import CHECKED_IN_SEED, FRESH_SEED, write_long_pairs
 
         data = Path(sys.argv[2] if len(sys.argv) > 2 else "../shared/data/router")
-        for part, name in ((0, "cache_pairs_long.jsonl"), (1, "cache_pairs_long_holdout.jsonl")):
+        # part -1: the fresh holdout, from holdout-half prompts that seed neither set above.
+        sets = ((0, "cache_pairs_long.jsonl", CHECKED_IN_SEED),
+                (1, "cache_pairs_long_holdout.jsonl", CHECKED_IN_SEED),
+                (-1, "cache_pairs_long_holdout2.jsonl", FRESH_SEED))  # fmt: skip
+        for part, name, seed in sets:
             out = Path("tests/data") / name
-            print(f"wrote {write_long_pairs(out, data, part)} pairs to {out}")
+            print(f"wrote {write_long_pairs(out, data, part, seed=seed)} pairs to {out}")
     else:
         target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data/cache_pairs.jsonl")
         print(f"wrote {write_pairs(target)} pairs to {target}")

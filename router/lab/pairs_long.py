@@ -182,6 +182,14 @@ def generate_long(
     deterministic by ``seed`` and ``prompts``. A near miss changes one number, entity, negation,
     polarity word or content word of a prompt; one time in four its two sides are also worded
     differently, so that only the similarity threshold can catch it."""
+    for row, _seed_prompt in generate_long_seeded(prompts, n_true, n_false, seed):
+        yield row
+
+
+def generate_long_seeded(
+    prompts: Sequence[str], n_true: int = 200, n_false: int = 200, seed: int = 21
+) -> Iterator[tuple[dict[str, object], str]]:
+    """:func:`generate_long`'s pairs, each with the prompt it was made from."""
     rng = random.Random(seed)
     pool = list(prompts)
     rng.shuffle(pool)
@@ -195,7 +203,7 @@ def generate_long(
             a, b = paraphrase_long(text, rng), paraphrase_long(text, rng)
             if a != b:
                 made_true += 1
-                yield {"a": a, "b": b, "same": True, "kind": "paraphrase", "template": "long"}
+                yield {"a": a, "b": b, "same": True, "kind": "paraphrase", "template": "long"}, text
         elif i % 2 == 1 and made_false < n_false:
             changed = _long_near_miss(text, rng, entities, content)
             if changed is None:
@@ -210,14 +218,50 @@ def generate_long(
                 b = paraphrase_long(other, rng)
             if a != b:
                 made_false += 1
-                yield {"a": a, "b": b, "same": False, "kind": kind, "template": "long"}
+                yield {"a": a, "b": b, "same": False, "kind": kind, "template": "long"}, text
+
+
+CHECKED_IN_SEED = 21
+"""The seed of the two checked-in long sets (tuning: part 0, holdout: part 1)."""
+FRESH_SEED = 2112
+"""The seed of the fresh long holdout (``cache_pairs_long_holdout2.jsonl``)."""
+
+
+def _prompt_key(text: str) -> str:
+    """A prompt's start, lower-cased, whitespace collapsed: the same question copied into two
+    source files (MMLU in RouterBench, say) under other ids and formatting has the same key."""
+    return " ".join(text.lower().split())[:80]
+
+
+def used_long_prompts(data_dir: Path) -> set[str]:
+    """The keys (:func:`_prompt_key`) of every prompt that seeds a pair of the two checked-in
+    long sets, as :func:`write_long_pairs` regenerates them."""
+    used: set[str] = set()
+    for part in (0, 1):
+        seeded = generate_long_seeded(long_prompts(data_dir, part), seed=CHECKED_IN_SEED)
+        used.update(_prompt_key(text) for _row, text in seeded)
+    return used
+
+
+def fresh_long_prompts(data_dir: Path) -> list[str]:
+    """The holdout half's prompts (part 1) that seed no pair of either checked-in long set:
+    the seeds of a fresh holdout, after the first one was used to judge a guard change."""
+    used = used_long_prompts(data_dir)
+    return [t for t in long_prompts(data_dir, 1) if _prompt_key(t) not in used]
 
 
 def write_long_pairs(
-    path: Path, data_dir: Path, part: int, n_true: int = 200, n_false: int = 200, seed: int = 21
+    path: Path,
+    data_dir: Path,
+    part: int,
+    n_true: int = 200,
+    n_false: int = 200,
+    seed: int = CHECKED_IN_SEED,
 ) -> int:
-    """Write the long pair set seeded by ``part`` of the data's prompts; returns how many."""
-    rows = list(generate_long(long_prompts(data_dir, part), n_true, n_false, seed))
+    """Write the long pair set seeded by ``part`` of the data's prompts (``part`` -1: the
+    fresh holdout's prompts, :func:`fresh_long_prompts`); returns how many."""
+    prompts = fresh_long_prompts(data_dir) if part == -1 else long_prompts(data_dir, part)
+    rows = list(generate_long(prompts, n_true, n_false, seed))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return len(rows)

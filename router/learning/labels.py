@@ -176,7 +176,8 @@ async def read_shadow_labels(redis_url: str | None, data_dir: Any) -> list[Label
     """Every stored shadow label (``REDIS_URL``, or the embedded server's data directory)."""
     from router.redis.client import connect_redis
 
-    handle = await connect_redis(redis_url, data_dir)
+    # share_running: next to a gateway on the same data directory, read its embedded Redis.
+    handle = await connect_redis(redis_url, data_dir, share_running=True)
     try:
         return await LabelStore(handle.client).shadow()
     finally:

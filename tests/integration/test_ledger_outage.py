@@ -68,10 +68,15 @@ def _policy(tmp: Path, mode: str, allowance_usd: float = 1.0, ttl_s: float = 60.
 
 
 def _run_outage(
-    tmp: Path, mode: str, ttl_s: float = 60.0, linger_s: float = 0.0
+    tmp: Path,
+    mode: str,
+    ttl_s: float = 60.0,
+    linger_s: float = 0.0,
+    health: list[int] | None = None,
 ) -> tuple[LoadResult, list[int], str, str, EmbeddedRedis]:
     """Load one gateway while Redis is killed and restarted; returns what the clients saw, the
-    ``/readyz`` statuses polled during the run, the Redis URL, the key id and the server."""
+    ``/readyz`` statuses polled during the run, the Redis URL, the key id and the server.
+    ``health`` (when given) collects the ``/healthz`` statuses polled beside ``/readyz``."""
     server = EmbeddedRedis(tmp / "redis", transport="tcp", appendfsync="no")
     server.start()
     secret, key_id = asyncio.run(_make_key(server.url, 10.0))
@@ -86,6 +91,11 @@ def _run_outage(
                 ready.append(httpx.get(gw.base_url + "/readyz", timeout=3).status_code)
             except httpx.HTTPError:
                 ready.append(0)
+            if health is not None:
+                try:
+                    health.append(httpx.get(gw.base_url + "/healthz", timeout=3).status_code)
+                except httpx.HTTPError:
+                    health.append(0)
             time.sleep(0.25)
 
     poller = threading.Thread(target=poll_ready, daemon=True)
@@ -147,7 +157,8 @@ def test_fail_open_outage_every_served_request_is_in_the_ledger(tmp_path: Path) 
 
 @pytest.mark.timeout(180)
 def test_fail_closed_outage_in_flight_requests_keep_their_rows(tmp_path: Path) -> None:
-    result, ready, redis_url, key_id, server = _run_outage(tmp_path, "fail_closed")
+    health: list[int] = []
+    result, ready, redis_url, key_id, server = _run_outage(tmp_path, "fail_closed", health=health)
     try:
         ok = len(result.ok_ids)
         print(f"fail_closed: {ok} of {len(result.statuses)} answered 200; {dict(result.codes)}")
@@ -157,6 +168,8 @@ def test_fail_closed_outage_in_flight_requests_keep_their_rows(tmp_path: Path) -
         assert 503 in ready and ready[-1] == 200, ready
         first_down = ready.index(503)
         assert 200 in ready[first_down:]
+        # /healthz is about the process: an outage must not make liveness restart the replica.
+        assert health and set(health) == {200}, health
     finally:
         server.stop()
 

@@ -78,8 +78,22 @@ def test_long_prompt_with_another_preamble_passes() -> None:
     assert false_hit_reason(STORY, "Could you help me with this?\n\n" + STORY) is None
 
 
+MCQ = (  # 27 words: under the old 40-word floor, as the long holdout's three false hits were
+    "When a retrovirus inserted its DNA into a bacterial gene, it altered the normal reading "
+    "frame by one base pair. This type of mutation is called\nA. inversion\nB. frameshift"
+)
+
+
+def test_mid_length_prompt_with_one_swapped_word_is_refused_behind_another_preamble() -> None:
+    swapped = MCQ.replace("reading frame", "reading laboratories")
+    assert false_hit_reason("Here is a problem for you.\n" + MCQ, swapped) == (
+        "a content word was swapped"
+    )
+    assert false_hit_reason("Question:\n" + MCQ, MCQ + "\n\nThanks!") is None
+
+
 def test_swap_guard_leaves_short_prompts_to_the_old_rules() -> None:
-    # under 40 words, a reworded prompt with one different word is the threshold's business
+    # under 20 words, a reworded prompt with one different word is the threshold's business
     assert (
         false_hit_reason("Tips for growing tomatoes indoors", "How to grow tomatoes inside") is None
     )

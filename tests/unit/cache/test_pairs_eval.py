@@ -73,6 +73,41 @@ def test_checked_in_long_sets_are_disjoint_and_labelled() -> None:
     assert not {p.a for p in tune} & {p.a for p in holdout}
 
 
+def _seed_text(text: str) -> str:
+    """The prompt a long pair's side was made from, as far as its rewording can be undone:
+    preamble and sign-off cut, case and whitespace folded, synonyms and contractions mapped back
+    to one form (both sides of every true pair of the checked-in sets give the same text)."""
+    import re
+
+    from router.lab.pairs_long import _CONTRACTIONS, _PREFIXES, _SUFFIXES, _SYNONYMS
+
+    for prefix in sorted(_PREFIXES, key=len, reverse=True):
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            text = text[: -len(suffix)]
+            break
+    folded = " ".join(text.lower().split())
+    for canonical, variant in (*_SYNONYMS, *_CONTRACTIONS):
+        folded = re.sub(rf"\b{re.escape(variant)}\b", canonical, folded)
+    return folded
+
+
+def test_fresh_long_holdout_shares_no_prompt_with_the_other_long_sets() -> None:
+    fresh = read_pairs(LONG_DATA.with_name("cache_pairs_long_holdout2.jsonl"))
+    assert len(fresh) == 400 and sum(p.same for p in fresh) == 200
+    assert all(_seed_text(p.a) == _seed_text(p.b) for p in fresh if p.same)
+    older = {
+        _seed_text(p.a)
+        for name in ("cache_pairs_long.jsonl", "cache_pairs_long_holdout.jsonl")
+        for p in read_pairs(LONG_DATA.with_name(name))
+    }
+    # side a of every pair is its seed prompt reworded (a near miss changes side b only)
+    assert not {_seed_text(p.a) for p in fresh} & older
+
+
 def test_rates_take_one_threshold_per_pair() -> None:
     pairs = [Pair("a", "b", True, "paraphrase"), Pair("c", "d", False, "topic")]
     sims = np.asarray([0.93, 0.93], np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -32,6 +34,41 @@ def test_out_of_range_integers_name_the_field(extra: str, param: str) -> None:
     with pytest.raises(InvalidRequest) as err:
         parse_chat_request((BASE + ", " + extra + "}").encode())
     assert err.value.param == param and err.value.code == "integer_out_of_range"
+
+
+PROTOCOL_BODIES = {  # every public protocol endpoint's parser -> a valid body without its "}"
+    "responses": '{"model": "auto", "input": "hi"',
+    "messages": '{"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]',
+    "count_tokens": '{"model": "auto", "messages": [{"role": "user", "content": "x"}]',
+    "embeddings": '{"model": "m", "input": "hi"',
+}
+
+
+def _protocol_parser(name: str) -> Callable[[bytes], object]:
+    from router.api.embeddings import parse_embeddings_request
+    from router.protocol.messages import parse_count_tokens_request, parse_messages_request
+    from router.protocol.responses import parse_responses_request
+
+    return {
+        "responses": parse_responses_request,
+        "messages": parse_messages_request,
+        "count_tokens": parse_count_tokens_request,
+        "embeddings": parse_embeddings_request,
+    }[name]
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_BODIES))
+def test_every_protocol_names_the_out_of_range_field(name: str) -> None:
+    parse = _protocol_parser(name)
+    parse((PROTOCOL_BODIES[name] + "}").encode())  # the base body is valid
+    body = PROTOCOL_BODIES[name] + f', "foo": {{"a": [0, {10**40}]}}}}'
+    with pytest.raises(InvalidRequest) as err:
+        parse(body.encode())
+    assert (err.value.code, err.value.param) == ("integer_out_of_range", "foo.a[1]")
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400"):
+        with pytest.raises(InvalidRequest) as err:
+            parse((PROTOCOL_BODIES[name] + f', "x": {literal}}}').encode())
+        assert err.value.code == "invalid_json", literal
 
 
 def test_in_range_values_and_digit_strings_pass() -> None:

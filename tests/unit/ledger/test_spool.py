@@ -66,3 +66,30 @@ async def test_full_past_the_bound(tmp_path: Path) -> None:
     await spool.append([_entry(i) for i in range(5)])
     assert (before, spool.full) == (False, True) and spool.size_bytes > 200
     assert Spool(tmp_path, max_bytes=200).full  # a restarted process sees it too
+
+
+async def test_the_gauges_follow_the_spool(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from router.ledger.spool import SpoolCollector
+
+    spool = Spool(tmp_path, max_bytes=10_000)
+    registry = CollectorRegistry()
+    registry.register(SpoolCollector(spool))
+
+    def gauges() -> dict[str, float]:
+        names = ("bytes", "max_bytes", "pending")
+        got = {n: registry.get_sample_value(f"router_ledger_spool_{n}") for n in names}
+        got["spooled"] = registry.get_sample_value("router_ledger_spooled")
+        got["replayed"] = registry.get_sample_value("router_ledger_replayed")
+        assert all(v is not None for v in got.values()), got
+        return {k: float(v or 0) for k, v in got.items()}
+
+    assert gauges() == {"bytes": 0, "max_bytes": 10_000, "pending": 0, "spooled": 0, "replayed": 0}
+    await spool.append([_entry(0), _entry(1)])
+    after = gauges()
+    assert after["bytes"] == spool.size_bytes > 0
+    assert (after["pending"], after["spooled"], after["replayed"]) == (2, 2, 0)
+    files = await spool.take()
+    spool.replayed_file(files[0], 2)
+    assert gauges() == {"bytes": 0, "max_bytes": 10_000, "pending": 0, "spooled": 2, "replayed": 2}

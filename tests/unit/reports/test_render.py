@@ -45,6 +45,21 @@ def test_table_has_groups_and_total() -> None:
     assert "local 60%" in text
 
 
+def test_table_says_what_was_unmetered_and_reclaimed() -> None:
+    # Issue #20: the report says how much was served unmetered (fail_open, Redis down) and shows
+    # reclaimed holds of dead replicas apart.
+    plain = render_table(aggregate(ledger()), width=220)
+    assert "unmetered" not in plain and "Reclaimed" not in plain
+    rows = [
+        *ledger(),
+        rec(request_id="u1", cost_usd=0.04, unmetered=True),
+        rec(request_id="x1", cost_usd=0.05, error="reclaimed", status=0, tier=None),
+    ]
+    text = render_table(aggregate(rows), width=220)
+    assert "Served unmetered (Redis unreachable, fail_open): $0.0400" in text
+    assert "Reclaimed holds of dead replicas: $0.0500 in 1 rows" in text
+
+
 def test_html_is_self_contained_with_five_charts() -> None:
     html = render_html(aggregate(ledger(), by=("team",)))
     found = set(re.findall(r'data-chart="([a-z-]+)"', html))
