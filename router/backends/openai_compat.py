@@ -17,12 +17,14 @@ import aiohttp
 import orjson
 
 from router.backends.base import Target
+from router.backends.idle_watch import IdleWatch
 from router.backends.translate import from_exception, from_status
 from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.messages import openai_body
+from router.protocol.sse import DataSplitter
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
@@ -131,32 +133,28 @@ class OpenAICompatBackend:
 async def _parse_sse(
     resp: aiohttp.ClientResponse, model: str, idle_s: float
 ) -> AsyncIterator[Chunk]:
-    """Split an SSE byte stream into chunks; raise if it ends before ``data: [DONE]``."""
-    buf = b""
-    it = resp.content.iter_any().__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(idle_s):
-                piece = await it.__anext__()
-        except StopAsyncIteration:
-            break
-        except Exception as exc:
-            raise from_exception(exc, model, streaming=True) from exc
-        buf += piece
-        if b"\r\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
+    """Split an SSE byte stream into chunks; raise if it ends before ``data: [DONE]``.
+
+    Each read waits at most ``idle_s`` seconds. Every event a read completed is parsed here,
+    in order (a read often holds several when the gateway is busy).
+    """
+    content = resp.content
+    splitter = DataSplitter()
+    watch = IdleWatch(idle_s)
+    try:
         while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
+            try:
+                piece = await watch.read(content.readany)
+            except Exception as exc:
+                raise from_exception(exc, model, streaming=True) from exc
+            if not piece:  # the end of the body
                 break
-            event, buf = buf[:end], buf[end + 2 :]
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    return
+            for payload in splitter.feed(piece):
                 yield _chunk(payload, model)
+            if splitter.done:
+                return
+    finally:
+        watch.close()
     raise StreamInterrupted(f"Upstream '{model}' ended the stream before [DONE].", model=model)
 
 
@@ -171,4 +169,5 @@ def _chunk(payload: bytes, model: str) -> Chunk:
         err = data["error"]
         msg = err.get("message") if isinstance(err, dict) else str(err)
         raise StreamInterrupted(f"Upstream '{model}' failed mid-stream: {msg}", model=model)
-    return Chunk(data=data, usage=Usage.from_openai(data.get("usage")), raw=payload)
+    usage = data.get("usage")  # OpenAI sends "usage": null on every chunk but the last
+    return Chunk(data=data, usage=None if usage is None else Usage.from_openai(usage), raw=payload)

@@ -60,7 +60,11 @@ async def relay(
                     recorder.add(chunk)
                 if shadow is not None:
                     shadow.observe(chunk)
-                if chunk.usage is not None:
+                if chunk.usage is None:
+                    if chunk.raw is not None:  # the common case: the upstream's bytes as sent
+                        parts += (sse.DATA, chunk.raw, sse.END)
+                        continue
+                else:
                     run.usage = chunk.usage
                     run.cost_usd = model_cost_usd(answered, chunk.usage)
                     if include_usage and not chunk.data.get("choices"):
@@ -70,7 +74,7 @@ async def relay(
                 if ev is not None:
                     parts.append(ev)
             if parts:
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                yield b"".join(parts)
             waited = time.perf_counter()
             batch = await rest.batch()
             run.upstream_s += time.perf_counter() - waited
