@@ -10,6 +10,11 @@ The buffer is a plain list and one future, not an ``asyncio.Queue``: the queue's
 cost more CPU per chunk than the rest of the hop (docs/performance.md, stream section), and
 :meth:`UpstreamReader.batch` hands the relay every chunk read since it last asked, so that
 chunks that arrived together reach the client in one send.
+
+A backend stream that is a :class:`~router.backends.base.BatchedStream` (``openai_compat``'s)
+needs no such task: its reads survive the relay's cancellation, so :class:`DirectReader` reads
+it in the relay's own task, one task switch a read fewer, and :meth:`DirectReader.detach` goes
+on reading it in the task that bills the request. :func:`reader_for` picks the reader.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
+from router.backends.base import BatchedStream
 from router.protocol.chat_response import Chunk, Usage
 
 QUEUE_CHUNKS = 64
@@ -144,7 +151,73 @@ class UpstreamReader:
             await self._task
 
 
-def estimated_usage(prompt_tokens: int, reader: UpstreamReader | None, relayed: int) -> Usage:
+class DirectReader:
+    """A :class:`~router.backends.base.BatchedStream` read in the consumer's own task."""
+
+    def __init__(self, source: BatchedStream) -> None:
+        self._source = source
+        self.usage: Usage | None = None
+        self.content_chunks = 0
+        """Chunks with choices read from the upstream (relayed or not)."""
+        self.detached = False
+
+    async def batch(self) -> list[Chunk]:
+        """The chunks of the next read, in order; ``[]`` once the upstream ended well; raises
+        the upstream's error once the chunks read before it were handed out."""
+        chunks = await self._source.batch()
+        for chunk in chunks:
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            elif chunk.data.get("choices"):
+                self.content_chunks += 1
+        return chunks
+
+    async def detach(self, timeout_s: float) -> Usage | None:
+        """Read the rest of the upstream (at most ``timeout_s`` seconds) without handing it
+        out, and return its usage (None when it never came)."""
+        self.detached = True
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.batch():
+                    pass
+        except Exception:  # a failure or the timeout: bill what is known
+            pass
+        finally:
+            await self.aclose()
+        return self.usage
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream stream."""
+        await self._source.aclose()
+
+
+class ChunkReader(Protocol):
+    """What the relay reads a stream through: :class:`UpstreamReader` or :class:`DirectReader`."""
+
+    usage: Usage | None
+    content_chunks: int
+
+    async def batch(self) -> list[Chunk]:
+        """The chunks read and not taken yet (at least one); ``[]`` at the end."""
+        ...
+
+    async def detach(self, timeout_s: float) -> Usage | None:
+        """Read the rest without handing it out; the upstream's usage."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading and close the upstream stream."""
+        ...
+
+
+def reader_for(source: AsyncIterator[Chunk]) -> ChunkReader:
+    """Read ``source`` directly when its reads survive cancellation, else in a task of its own."""
+    if isinstance(source, BatchedStream):
+        return DirectReader(source)
+    return UpstreamReader(source)
+
+
+def estimated_usage(prompt_tokens: int, reader: ChunkReader | None, relayed: int) -> Usage:
     """Usage when the upstream never reported it: one token per content chunk."""
     completion = reader.content_chunks if reader is not None else relayed
     return Usage(prompt_tokens, completion, estimated=True)

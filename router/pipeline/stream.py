@@ -19,7 +19,7 @@ from router.cache.entry import CacheHit
 from router.cache.stage import StreamRecorder, hit_stream
 from router.errors import RouterError, UpstreamError
 from router.learning.shadow import ShadowJob
-from router.ledger.drain import UpstreamReader, estimated_usage
+from router.ledger.drain import ChunkReader, estimated_usage
 from router.outcome import CLIENT_CLOSED
 from router.pipeline.context import Run
 from router.pipeline.record import record
@@ -35,7 +35,7 @@ async def relay(
     services: Services,
     run: Run,
     first: Chunk,
-    rest: UpstreamReader,
+    rest: ChunkReader,
     recorder: StreamRecorder | None,
     shadow: ShadowJob | None,
 ) -> AsyncIterator[bytes]:
@@ -102,7 +102,7 @@ async def relay(
     yield sse.DONE
 
 
-def _record_after_drain(services: Services, run: Run, rest: UpstreamReader) -> None:
+def _record_after_drain(services: Services, run: Run, rest: ChunkReader) -> None:
     """Read the rest of the upstream stream in the background, then record the request.
 
     The upstream's usage chunk bills it exactly; without one (the upstream failed too, or took
