@@ -22,7 +22,8 @@ gateway for the CPU: its numbers bound the gateway's from above. ``cpu_s`` repor
 seconds the run took in the client and in the processes it started (the mock, the gateway and its
 workers), and ``server_cpu_us_per_chunk`` the latter over the chunks relayed: a figure that does
 not depend on how busy the machine is, so it says how many chunks a second the gateway can relay
-per core.
+per core. ``gateway_cpu_us_per_chunk`` leaves the mock out (user + system CPU of the gateway's
+processes over the chunks relayed; ``cpu_s`` splits both into user and system seconds).
 """
 
 from __future__ import annotations
@@ -39,17 +40,26 @@ from pathlib import Path
 from router.testing.stream_stalls import gateway_on_paced_mock, run_streams, summarise
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` from ``/proc/PID/stat`` (0 when it is gone)."""
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` from ``/proc/PID/stat`` (0 when it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def descendants_cpu_s() -> dict[int, float]:
-    """CPU seconds of every process below this one, by pid."""
+def _is_mock(pid: int) -> bool:
+    """Whether ``pid`` is the mock upstream (its command line names the module)."""
+    try:
+        return b"router.testing.mock_upstream" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def descendants_cpu_s() -> dict[int, tuple[float, float]]:
+    """User and system CPU seconds of every process below this one, by pid."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -96,13 +106,27 @@ def main() -> None:
         servers_after = descendants_cpu_s()
         report = summarise(results, None if args.url else args.tokens, args.stall_ms)
         report["wall_s"] = round(time.perf_counter() - started, 1)
-        servers_s = sum(t - servers_before.get(pid, 0.0) for pid, t in servers_after.items())
+        # The gateway's own share (every process below this one but the mock): what the
+        # per-chunk cost of the relay is read from.
+        spent = {"mock": [0.0, 0.0], "gateway": [0.0, 0.0]}
+        for pid, (user, system) in servers_after.items():
+            user0, system0 = servers_before.get(pid, (0.0, 0.0))
+            part = spent["mock" if _is_mock(pid) else "gateway"]
+            part[0] += user - user0
+            part[1] += system - system0
+        servers_s = sum(sum(part) for part in spent.values())
         client_s = (client_after.ru_utime + client_after.ru_stime) - (
             client_before.ru_utime + client_before.ru_stime
         )
-        report["cpu_s"] = {"servers": round(servers_s, 1), "client": round(client_s, 1)}
+        report["cpu_s"] = {
+            "servers": round(servers_s, 1),
+            "client": round(client_s, 1),
+            **{f"{k}_user_sys": [round(v, 2) for v in part] for k, part in spent.items()},
+        }
         chunks = args.streams * args.tokens
         report["server_cpu_us_per_chunk"] = round(1e6 * servers_s / max(1, chunks), 1)
+        gateway_s = sum(spent["gateway"])
+        report["gateway_cpu_us_per_chunk"] = round(1e6 * gateway_s / max(1, chunks), 1)
         report["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
         knobs = ("tokens", "tokens_per_s", "workers", "stall_ms", "direct", "ramp_s")
         report["config"] = {k: getattr(args, k) for k in knobs}

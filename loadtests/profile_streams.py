@@ -1,6 +1,7 @@
 """Where the gateway's CPU goes while it relays paced streams: cProfile of one worker.
 
     python loadtests/profile_streams.py --streams 512 [--top 35] [--out /tmp/streams.prof]
+    python loadtests/profile_streams.py --streams 512 --no-profile   # the CPU alone
 
 Starts the paced mock upstream (a token every 50 ms, 100 tokens a reply) and serves the gateway
 in *this* process (one uvicorn worker, the stall test's policy) under
@@ -8,6 +9,9 @@ in *this* process (one uvicorn worker, the stall test's policy) under
 drives ``--streams`` streams against it in a child process. Prints the worker's CPU seconds,
 the chunks relayed, and the top functions by own CPU time. The profiler itself slows every
 Python call, so the totals are several times the unprofiled ones; the ranking is what counts.
+``--no-profile`` runs the same without the profiler and prints the worker's CPU seconds and
+microseconds per relayed chunk (the requests' own handling included): the figure to compare
+between two builds, since it leaves out the mock and the client that share the machine.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from router.testing.mock_process import MockUpstreamProcess  # noqa: E402
 from router.testing.stream_stalls import POLICY  # noqa: E402
 
 
-def profile(streams: int, tokens: int) -> tuple[cProfile.Profile, float]:
+def profile(streams: int, tokens: int, enabled: bool = True) -> tuple[cProfile.Profile, float]:
     """Serve, drive ``streams`` streams, return the profile and the worker's CPU seconds."""
     import uvicorn
     import uvloop
@@ -78,9 +82,11 @@ def profile(streams: int, tokens: int) -> tuple[cProfile.Profile, float]:
             cmd += ["--url", f"http://127.0.0.1:{port}/v1", "--model", "paced"]
             driver = await asyncio.create_subprocess_exec(*cmd)
             started = time.process_time()
-            profiler.enable()
+            if enabled:
+                profiler.enable()
             await driver.wait()
-            profiler.disable()
+            if enabled:
+                profiler.disable()
             spent.append(time.process_time() - started)
             server.should_exit = True
             await task
@@ -96,10 +102,16 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=100)
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "streams.prof")
+    ap.add_argument("--no-profile", action="store_true", help="measure the CPU, profile nothing")
     args = ap.parse_args()
-    profiler, cpu_s = profile(args.streams, args.tokens)
+    profiler, cpu_s = profile(args.streams, args.tokens, not args.no_profile)
+    chunks = args.streams * args.tokens
+    if args.no_profile:
+        us = 1e6 * cpu_s / chunks
+        print(f"worker CPU {cpu_s:.2f} s for {chunks} chunks: {us:.1f} us a chunk (not profiled)")
+        return
     profiler.dump_stats(str(args.out))
-    print(f"worker CPU {cpu_s:.1f} s for {args.streams * args.tokens} chunks (profiled)")
+    print(f"worker CPU {cpu_s:.1f} s for {chunks} chunks (profiled)")
     buf = io.StringIO()
     pstats.Stats(profiler, stream=buf).strip_dirs().sort_stats("tottime").print_stats(args.top)
     print(buf.getvalue().split("\n", 6)[-1])

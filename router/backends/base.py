@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from router.policy.schema import ModelSpec, Policy, Timeouts
 from router.protocol.chat_request import ChatRequest
@@ -49,4 +49,23 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and workers."""
+        ...
+
+
+@runtime_checkable
+class BatchedStream(Protocol):
+    """A backend's stream that can also hand out its chunks a read at a time.
+
+    Its reads survive the cancellation of the task awaiting them: the stream's state lives in
+    the object, not in a suspended generator, so once a client went away another task can go on
+    reading the upstream (to bill from its usage) without a task having stood between the
+    upstream and the client all along (:mod:`router.ledger.drain`).
+    """
+
+    async def batch(self) -> list[Chunk]:
+        """The chunks of the next read (at least one), ``[]`` at the end; raise on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
         ...

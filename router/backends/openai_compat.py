@@ -10,19 +10,20 @@ nothing is buffered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
 from router.backends.base import Target
+from router.backends.idle_watch import IdleWatch
 from router.backends.translate import from_exception, from_status
 from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.messages import openai_body
+from router.protocol.sse import DataSplitter
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
@@ -96,13 +97,95 @@ class OpenAICompatBackend:
             )
         return Completion(body=body, usage=Usage.from_openai(body.get("usage")), model=target.name)
 
-    async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
-        """POST with ``stream: true`` and yield chunks as they arrive."""
-        timeouts, model = target.timeouts, target.model
-        content = orjson.dumps(upstream_body(req, model))
-        first_s = timeouts.first_token_s or timeouts.total_s
+    def stream(self, req: ChatRequest, target: Target) -> SSEStream:
+        """POST with ``stream: true``; the chunks as they arrive (nothing is sent until the
+        first is awaited)."""
+        return SSEStream(self._session, req, target)
+
+    async def aclose(self) -> None:
+        """The shared session belongs to Services, which closes it."""
+
+
+class SSEStream:
+    """The chunks of one streamed upstream response, parsed as they arrive.
+
+    An async iterator of chunks like every backend's stream, and a
+    :class:`~router.backends.base.BatchedStream`: :meth:`batch` hands out every chunk one read
+    completed. The request is sent when the first chunk is awaited. Each read waits at most the
+    model's ``total_s``; a stream that ends before ``data: [DONE]``, a malformed chunk or an
+    error event raises :class:`~router.errors.StreamInterrupted` after the chunks before it.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, req: ChatRequest, target: Target) -> None:
+        self._session = session
+        self._req = req
+        self._target = target
+        self._resp: aiohttp.ClientResponse | None = None
+        self._watch: IdleWatch | None = None
+        self._splitter = DataSplitter()
+        self._pending: list[Chunk] = []
+        """Chunks read but not handed out yet (the rest of the first read, for one)."""
+        self._error: BaseException | None = None
+        """Raised once the chunks read before it are handed out."""
+        self._ended = False
+
+    def __aiter__(self) -> SSEStream:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        if not self._pending:
+            self._pending = await self.batch()
+            if not self._pending:
+                raise StopAsyncIteration
+        return self._pending.pop(0)
+
+    async def batch(self) -> list[Chunk]:
+        """The chunks of the next read, or those left over; ``[]`` once ``[DONE]`` came."""
+        if self._pending:
+            out, self._pending = self._pending, []
+            return out
+        if self._error is not None:
+            raise self._error
+        if self._ended:
+            return []
+        if self._resp is None:
+            self._resp = await self._open()
+            self._watch = IdleWatch(self._target.timeouts.total_s)
+        assert self._watch is not None
+        content, model = self._resp.content, self._target.name
+        while True:
+            try:
+                piece = await self._watch.read(content.readany)
+            except Exception as exc:
+                self._close()
+                raise from_exception(exc, model, streaming=True) from exc
+            if not piece:  # the end of the body, before [DONE]
+                self._close()
+                raise StreamInterrupted(
+                    f"Upstream '{model}' ended the stream before [DONE].", model=model
+                )
+            out = []
+            for payload in self._splitter.feed(piece):
+                try:
+                    out.append(_chunk(payload, model))
+                except StreamInterrupted as exc:
+                    self._close()
+                    if not out:
+                        raise
+                    self._error = exc
+                    return out
+            if self._splitter.done:
+                self._close()
+                self._ended = True
+            if out or self._ended:
+                return out
+
+    async def _open(self) -> aiohttp.ClientResponse:
+        """Send the request; the response once its status is 200."""
+        timeouts, model = self._target.timeouts, self._target.model
+        content = orjson.dumps(upstream_body(self._req, model))
         try:
-            async with asyncio.timeout(first_s):
+            async with asyncio.timeout(timeouts.first_token_s or timeouts.total_s):
                 resp = await self._session.post(
                     _url(model),
                     data=content,
@@ -110,54 +193,29 @@ class OpenAICompatBackend:
                     timeout=_client_timeout(timeouts.connect_s),
                 )
         except Exception as exc:
-            raise from_exception(exc, target.name) from exc
-        try:
-            if resp.status != 200:
-                try:
-                    async with asyncio.timeout(timeouts.total_s):
-                        body = await resp.read()
-                except Exception:
-                    body = b""
-                raise from_status(resp.status, body, target.name)
-            async for chunk in _parse_sse(resp, target.name, timeouts.total_s):
-                yield chunk
-        finally:
-            resp.release()
+            raise from_exception(exc, self._target.name) from exc
+        if resp.status != 200:
+            try:
+                async with asyncio.timeout(timeouts.total_s):
+                    body = await resp.read()
+            except Exception:
+                body = b""
+            finally:
+                resp.release()
+            raise from_status(resp.status, body, self._target.name)
+        return resp
+
+    def _close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+        if self._resp is not None:
+            self._resp.release()
 
     async def aclose(self) -> None:
-        """The shared session belongs to Services, which closes it."""
-
-
-async def _parse_sse(
-    resp: aiohttp.ClientResponse, model: str, idle_s: float
-) -> AsyncIterator[Chunk]:
-    """Split an SSE byte stream into chunks; raise if it ends before ``data: [DONE]``."""
-    buf = b""
-    it = resp.content.iter_any().__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(idle_s):
-                piece = await it.__anext__()
-        except StopAsyncIteration:
-            break
-        except Exception as exc:
-            raise from_exception(exc, model, streaming=True) from exc
-        buf += piece
-        if b"\r\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            event, buf = buf[:end], buf[end + 2 :]
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
-                    return
-                yield _chunk(payload, model)
-    raise StreamInterrupted(f"Upstream '{model}' ended the stream before [DONE].", model=model)
+        """Stop reading and release the connection."""
+        self._ended = True
+        self._pending = []
+        self._close()
 
 
 def _chunk(payload: bytes, model: str) -> Chunk:
@@ -171,4 +229,5 @@ def _chunk(payload: bytes, model: str) -> Chunk:
         err = data["error"]
         msg = err.get("message") if isinstance(err, dict) else str(err)
         raise StreamInterrupted(f"Upstream '{model}' failed mid-stream: {msg}", model=model)
-    return Chunk(data=data, usage=Usage.from_openai(data.get("usage")), raw=payload)
+    usage = data.get("usage")  # OpenAI sends "usage": null on every chunk but the last
+    return Chunk(data=data, usage=None if usage is None else Usage.from_openai(usage), raw=payload)

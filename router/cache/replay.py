@@ -25,6 +25,8 @@ from router.protocol.chat_response import Chunk, Completion, Usage
 PIECE_CHARS = 256
 """Largest content delta of a replayed stream (characters)."""
 DONE = b"data: [DONE]\n\n"
+_HEAD_KEYS = ("id", "created", "model", "system_fingerprint")
+"""Completion fields taken from the first chunk that carries each."""
 
 
 def _fresh_id() -> str:
@@ -133,38 +135,63 @@ class StreamAssembler:
 
     def __init__(self) -> None:
         self._head: dict[str, Any] = {}
+        self._head_missing: tuple[str, ...] = _HEAD_KEYS
         self._choices: dict[int, dict[str, Any]] = {}
         self._usage: Usage | None = None
         self._failed = False
 
     def add(self, chunk: Chunk) -> None:
         """Fold one chunk in."""
+        # Called for every chunk a stream relays, so the common chunk (one choice, a content
+        # delta) takes as few lookups as it can; the result is the same as folding field by
+        # field.
         data = chunk.data
         if "error" in data:
             self._failed = True
             return
-        for key in ("id", "created", "model", "system_fingerprint"):
-            if key in data and key not in self._head:
-                self._head[key] = data[key]
-        usage = chunk.usage or Usage.from_openai(data.get("usage"))
+        if self._head_missing:
+            self._take_head(data)
+        usage = chunk.usage
+        if usage is None:
+            raw_usage = data.get("usage")
+            if raw_usage is not None:
+                usage = Usage.from_openai(raw_usage)
         if usage is not None:
             self._usage = usage
         for ch in data.get("choices") or []:
             index = int(ch.get("index", 0))
-            acc = self._choices.setdefault(
-                index, {"role": "assistant", "content": [], "refusal": [], "tools": {}}
-            )
-            delta = ch.get("delta") or {}
-            if delta.get("role"):
-                acc["role"] = delta["role"]
-            if isinstance(delta.get("content"), str):
-                acc["content"].append(delta["content"])
-            if isinstance(delta.get("refusal"), str):
-                acc["refusal"].append(delta["refusal"])
-            for call in delta.get("tool_calls") or []:
-                self._merge_call(acc["tools"], call)
+            acc = self._choices.get(index)
+            if acc is None:
+                acc = {"role": "assistant", "content": [], "refusal": [], "tools": {}}
+                self._choices[index] = acc
+            delta = ch.get("delta")
+            if delta:
+                if delta.get("role"):
+                    acc["role"] = delta["role"]
+                content = delta.get("content")
+                if isinstance(content, str):
+                    acc["content"].append(content)
+                if len(delta) > 1 or content is None:
+                    self._add_rest(acc, delta)
             if ch.get("finish_reason"):
                 acc["finish_reason"] = ch["finish_reason"]
+
+    def _take_head(self, data: dict[str, Any]) -> None:
+        """Keep the first value of each head field (id, created, model, system_fingerprint)."""
+        missing = []
+        for key in self._head_missing:
+            if key in data:
+                self._head[key] = data[key]
+            else:
+                missing.append(key)
+        self._head_missing = tuple(missing)
+
+    def _add_rest(self, acc: dict[str, Any], delta: dict[str, Any]) -> None:
+        """The refusal and tool-call parts of a delta."""
+        if isinstance(delta.get("refusal"), str):
+            acc["refusal"].append(delta["refusal"])
+        for call in delta.get("tool_calls") or []:
+            self._merge_call(acc["tools"], call)
 
     @staticmethod
     def _merge_call(tools: dict[int, dict[str, Any]], call: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from router.errors import RouterError
 from router.guard.backend import guarded
 from router.guard.stage import GuardVerdict, guard_request
 from router.learning.shadow import plan_shadow
-from router.ledger.drain import UpstreamReader
+from router.ledger.drain import reader_for
 from router.pipeline.context import ChatOutcome, Run, response_headers
 from router.pipeline.record import record
 from router.pipeline.stream import relay, replay
@@ -314,5 +314,5 @@ async def _answer(
     if guard is not None:
         run.headers.update(guard.response_headers(_called(run)))
     recorder = cache.recorder(run.answered.name, embedding) if cache is not None else None
-    stream = relay(services, run, first, UpstreamReader(rest), recorder, shadow)
+    stream = relay(services, run, first, reader_for(rest), recorder, shadow)
     return ChatOutcome(_headers(run), None, stream, shadow, run)

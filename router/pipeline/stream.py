@@ -19,7 +19,7 @@ from router.cache.entry import CacheHit
 from router.cache.stage import StreamRecorder, hit_stream
 from router.errors import RouterError, UpstreamError
 from router.learning.shadow import ShadowJob
-from router.ledger.drain import UpstreamReader, estimated_usage
+from router.ledger.drain import ChunkReader, estimated_usage
 from router.outcome import CLIENT_CLOSED
 from router.pipeline.context import Run
 from router.pipeline.record import record
@@ -35,7 +35,7 @@ async def relay(
     services: Services,
     run: Run,
     first: Chunk,
-    rest: UpstreamReader,
+    rest: ChunkReader,
     recorder: StreamRecorder | None,
     shadow: ShadowJob | None,
 ) -> AsyncIterator[bytes]:
@@ -47,27 +47,36 @@ async def relay(
     include_usage = run.req.include_usage
     answered = run.answered
     failure: RouterError | None = None
-    chunk: Chunk | None = first
+    # Every chunk the reader has buffered is handled at once and sent as one piece: under load
+    # a stream's chunks pile up between two turns of the loop, and one send for all of them
+    # costs the server and the client less than one each. ``batch`` is [] once the upstream
+    # ended, so a non-empty batch in ``finally`` means the client left mid-stream.
+    batch = [first]
     try:
-        while chunk is not None:
-            if recorder is not None:
-                recorder.add(chunk)
-            if shadow is not None:
-                shadow.observe(chunk)
-            if chunk.usage is not None:
-                run.usage = chunk.usage
-                run.cost_usd = model_cost_usd(answered, chunk.usage)
-                if include_usage and not chunk.data.get("choices"):
-                    yield sse.usage_event_with_cost(chunk, run.cost_usd)
-                    waited = time.perf_counter()
-                    chunk = await anext(rest, None)
-                    run.upstream_s += time.perf_counter() - waited
-                    continue
-            ev = sse.chunk_event(chunk, include_usage)
-            if ev is not None:
-                yield ev
+        while batch:
+            parts: list[bytes] = []
+            for chunk in batch:
+                if recorder is not None:
+                    recorder.add(chunk)
+                if shadow is not None:
+                    shadow.observe(chunk)
+                if chunk.usage is None:
+                    if chunk.raw is not None:  # the common case: the upstream's bytes as sent
+                        parts += (sse.DATA, chunk.raw, sse.END)
+                        continue
+                else:
+                    run.usage = chunk.usage
+                    run.cost_usd = model_cost_usd(answered, chunk.usage)
+                    if include_usage and not chunk.data.get("choices"):
+                        parts.append(sse.usage_event_with_cost(chunk, run.cost_usd))
+                        continue
+                ev = sse.chunk_event(chunk, include_usage)
+                if ev is not None:
+                    parts.append(ev)
+            if parts:
+                yield b"".join(parts)
             waited = time.perf_counter()
-            chunk = await anext(rest, None)
+            batch = await rest.batch()
             run.upstream_s += time.perf_counter() - waited
         if recorder is not None:  # the upstream finished without an error: cache it
             recorder.finish()
@@ -76,7 +85,7 @@ async def relay(
         yield sse.error_event(exc)
     finally:
         # Runs on success, on upstream failure, and when the client goes away (cancellation).
-        if failure is None and run.usage is None and chunk is not None:
+        if failure is None and run.usage is None and batch:
             # The client left mid-stream: bill from the upstream's usage once it has finished.
             _record_after_drain(services, run, rest)
         else:
@@ -93,7 +102,7 @@ async def relay(
     yield sse.DONE
 
 
-def _record_after_drain(services: Services, run: Run, rest: UpstreamReader) -> None:
+def _record_after_drain(services: Services, run: Run, rest: ChunkReader) -> None:
     """Read the rest of the upstream stream in the background, then record the request.
 
     The upstream's usage chunk bills it exactly; without one (the upstream failed too, or took
