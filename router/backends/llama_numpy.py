@@ -32,6 +32,8 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 
 WEIGHTS = "model.safetensors"
+PREFILL_CHUNK = 256
+"""Prompt tokens per forward pass (bounds the attention scores' memory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,13 +194,28 @@ class LlamaModel:
         """An empty cache for up to ``capacity`` positions (prompt plus generated tokens)."""
         return KVCache(self.config, capacity)
 
-    def forward(self, ids: list[int], cache: KVCache) -> F32:
+    def forward(self, ids: list[int], cache: KVCache, chunk: int = PREFILL_CHUNK) -> F32:
         """Feed ``ids`` after the positions already in ``cache``; return the logits of the
-        last one (float32, ``[vocab_size]``). Raises ``ValueError`` past the cache's capacity."""
+        last one (float32, ``[vocab_size]``). Raises ``ValueError`` past the cache's capacity.
+
+        A long prompt goes through in pieces of ``chunk`` tokens: the attention scores of one
+        piece are ``heads × chunk × positions`` floats (75 MB for SmolLM2 at 8k positions),
+        where the whole prompt at once would need gigabytes.
+        """
+        if cache.length + len(ids) > cache.capacity:
+            raise ValueError(
+                f"{cache.length + len(ids)} positions exceed the KV cache's {cache.capacity}"
+            )
+        if not ids:
+            raise ValueError("no tokens to feed")
+        pieces = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+        for piece in pieces[:-1]:
+            self._forward(piece, cache)
+        return self._forward(pieces[-1], cache)
+
+    def _forward(self, ids: list[int], cache: KVCache) -> F32:
         c = self.config
         start, n = cache.length, len(ids)
-        if start + n > cache.capacity:
-            raise ValueError(f"{start + n} positions exceed the KV cache's {cache.capacity}")
         end = start + n
         x: F32 = self._embed[np.asarray(ids, dtype=np.int64)]  # [n, hidden], a copy
         cos, sin = self._rope(np.arange(start, end))

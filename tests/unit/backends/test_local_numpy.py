@@ -84,6 +84,8 @@ def test_the_kv_cache_gives_the_logits_of_a_whole_pass(tiny_dir: Path) -> None:
     np.testing.assert_allclose(last, whole, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="exceed"):
         model.forward([1], cache)
+    in_pieces = model.forward(ids, model.new_cache(len(ids)), chunk=3)  # 3 + 3 + 1 tokens
+    np.testing.assert_allclose(in_pieces, whole, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("chat", CHATS)

@@ -66,6 +66,9 @@ PROMPTS = [
     "Write a haiku about the sea.",
     "What is 12 times 7?",
     "List three colours.",
+    # Over 256 tokens: the numpy engine feeds it in two pieces (llama_numpy.PREFILL_CHUNK).
+    "Summarise in one sentence: " + "The river rose after three days of rain, and the town "
+    "moved its market to the hill above the bridge. " * 12,
 ]
 
 
