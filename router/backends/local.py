@@ -1,4 +1,5 @@
-"""The ``local`` backend: models loaded in-process with transformers, on CUDA when present.
+"""The ``local`` backend: models loaded in-process, on numpy (a Llama on the CPU) or on
+transformers (anything else, CUDA when present): :mod:`router.backends.local_load` picks.
 
 Wiring (the app's lifespan)::
 
@@ -9,12 +10,12 @@ Wiring (the app's lifespan)::
     await local.aclose()               # at shutdown
 
 Each model has ``max_concurrency`` slots; each slot runs one generation in a worker thread (a
-decode loop, :mod:`router.backends.local_model`) that hands its text to the event loop through
-an ``asyncio.Queue``. Up to ``max_queue`` more requests wait for a slot; past that,
-``queue_full`` decides: ``wait`` (wait anyway), ``fallback`` (:class:`LocalQueueFull`, which the
-caller treats like any transient upstream failure: the next fallback model is tried at once) or
-``reject`` (:class:`router.errors.ServiceUnavailable`, 503). A client that goes away cancels its
-generation between two tokens and frees the slot.
+decode loop, :mod:`router.backends.local_numpy` or :mod:`router.backends.local_model`) that
+hands its text to the event loop through an ``asyncio.Queue``. Up to ``max_queue`` more requests
+wait for a slot; past that, ``queue_full`` decides: ``wait`` (wait anyway), ``fallback``
+(:class:`LocalQueueFull`, which the caller treats like any transient upstream failure: the next
+fallback model is tried at once) or ``reject`` (:class:`router.errors.ServiceUnavailable`, 503).
+A client that goes away cancels its generation between two tokens and frees the slot.
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ class LocalModelUnavailable(UpstreamError):
     retryable = True
 
 
-def _load_with_transformers(settings: LocalModelSettings) -> Engine:
-    from router.backends.local_model import LocalModel  # torch is imported only here
+def _load_engine(settings: LocalModelSettings) -> Engine:
+    # numpy or transformers (router.backends.local_load); torch is imported only for the latter.
+    from router.backends.local_load import load_engine
 
-    return LocalModel.load(settings)
+    return load_engine(settings)
 
 
 @dataclass(slots=True)
@@ -186,7 +188,7 @@ class _Served:
 class LocalBackend:
     """Serves every ``backend: local`` model of the policy from this process."""
 
-    def __init__(self, loader: Loader = _load_with_transformers) -> None:
+    def __init__(self, loader: Loader = _load_engine) -> None:
         self._loader = loader
         self._served: dict[str, _Served] = {}
         self._expected: set[str] = set()

@@ -92,7 +92,8 @@ def is_complete(folder: Path) -> bool:
                 return False
         from safetensors import safe_open
 
-        with safe_open(str(folder / WEIGHTS), framework="pt") as f:
+        # framework "numpy", not "pt": "pt" imports torch (~2-4 s), and only the header is read.
+        with safe_open(str(folder / WEIGHTS), framework="numpy") as f:
             return bool(list(f.keys()))
     except Exception:
         # A missing or malformed manifest, a missing file, or a header safetensors rejects

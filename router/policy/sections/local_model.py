@@ -47,6 +47,13 @@ class LocalModelSettings(BaseModel):
     """Keep a GGUF file's converted weights and tokenizer in the models directory
     (``$ROUTER_MODELS_DIR``) so later starts load them memory-mapped instead of converting
     again (:mod:`router.backends.local_cache`)."""
+    engine: Literal["auto", "numpy", "transformers"] = "auto"
+    """What runs the model. ``numpy``: an in-repo Llama forward pass on the CPU
+    (:mod:`router.backends.llama_numpy`), which starts in well under a second because it imports
+    neither torch nor transformers; Llama-architecture float32 checkpoints only (a GGUF file's
+    converted cache is one). ``transformers``: transformers' modeling code on torch (any causal
+    LM, CUDA, bfloat16/float16). ``auto``: ``numpy`` when the model, device and dtype allow it,
+    else ``transformers``."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     """``auto``: bfloat16 (or float16) on CUDA, float32 on CPU."""
@@ -58,7 +65,8 @@ class LocalModelSettings(BaseModel):
     queue_timeout_s: Annotated[float, Field(gt=0)] | None = None
     """How long a waiting request waits for a slot; None waits until the target's timeout."""
     threads: Annotated[int, Field(ge=1)] | None = None
-    """torch's intra-op CPU threads (process-wide); None keeps torch's default."""
+    """CPU threads of the matrix products, process-wide: torch's intra-op threads (transformers
+    engine) or the BLAS library's (numpy engine); None keeps the library's default."""
     max_new_tokens: Annotated[int, Field(ge=1)] = 512
     """Generated tokens when the request sets no ``max_tokens``."""
     default_temperature: Annotated[float, Field(ge=0, le=2)] = 1.0

@@ -172,7 +172,8 @@ async def test_the_backend_streams_from_the_real_engine(tiny_dir: Path) -> None:
             ]
         }
     )
-    backend = LocalBackend()  # the default loader: transformers, local files only
+    # The default loader, which picks the numpy engine for this float32 Llama on the CPU.
+    backend = LocalBackend()
     await backend.start(policy)
     assert backend.ready, backend.errors
     target = policy.model("tiny")

@@ -21,8 +21,11 @@ CORPUS = [
 ]
 
 
-def build_tiny_llama(folder: Path, *, seed: int = 0) -> Path:
-    """Write a tokenizer and a random 2-layer Llama to ``folder``; return ``folder``."""
+def build_tiny_llama(folder: Path, *, seed: int = 0, tie: bool = True) -> Path:
+    """Write a tokenizer and a random 2-layer Llama to ``folder``; return ``folder``.
+
+    ``tie``: the output layer shares the embeddings (as SmolLM2's does), else its own matrix.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -59,7 +62,7 @@ def build_tiny_llama(folder: Path, *, seed: int = 0) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
