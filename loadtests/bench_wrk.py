@@ -7,6 +7,7 @@ does not. One command, from the repository root::
     python loadtests/bench_wrk.py --connections 32 --duration-s 10
     python loadtests/bench_wrk.py --rate 500           # paced: see below
     python loadtests/bench_wrk.py --litellm            # LiteLLM's proxy too, same run
+    python loadtests/bench_wrk.py --auto               # `auto` against the named model
 
 Targets, in the same run against one mock upstream process: ``direct`` (the mock itself) and
 ``hybrid-router`` (``router serve --workers N`` with ``loadtests/policies/full.yaml``: virtual
@@ -20,6 +21,12 @@ a unique prompt at temperature 0, so the cache looks up and stores but never hit
   requests (wrk's ``delay()`` hook). wrk has no true open loop (that is wrk2, which Debian does
   not package), so this approximates rate R only while latency is small against the interval,
   and its latencies count from each request's send (no queueing before it).
+
+With ``--auto``, the gateway runs ``loadtests/policies/auto.yaml`` (``full.yaml`` plus the
+semantic cache and the trained classifier on the ``auto`` route, both tiers on the mock) and wrk
+drives it twice back to back: once naming ``mock-local`` (no classifier, so no semantic cache:
+the baseline) and once with ``model: auto`` (classifier, exact + semantic lookup and store on
+every request). Each run's prompts are unique, so nothing hits.
 
 Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99.9 (ms), errors.
 """
@@ -39,12 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "loadtests"))
 
 from gateway_targets import (  # noqa: E402
+    HYBRID_POLICY,
     LITELLM_VENV,
     Target,
     hybrid_target,
     litellm_target,
     mock_target,
 )
+
+AUTO_POLICY = ROOT / "loadtests" / "policies" / "auto.yaml"
 
 SCRIPT = r"""
 local tid = 0
@@ -62,8 +72,8 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"model":"%s","temperature":0,"messages":[{"role":"user","content":"wrk %d-%d: say hi"}]}',
-    model, id, counter)
+    '{"model":"%s","temperature":0,"messages":[{"role":"user","content":"wrk%s %d-%d: say hi"}]}',
+    model, tag, id, counter)
   return wrk.format(nil, nil, nil, body)
 end
 function delay()
@@ -83,9 +93,16 @@ end
 
 
 def run_wrk(
-    target: Target, script: Path, connections: int, threads: int, duration_s: int, delay_ms: int
+    target: Target,
+    script: Path,
+    connections: int,
+    threads: int,
+    duration_s: int,
+    delay_ms: int,
+    model: str = "mock-local",
 ) -> dict[str, object]:
-    """One wrk run against ``target``; its summary (requests/s, latency in ms, errors)."""
+    """One wrk run against ``target`` for ``model``; its summary (requests/s, latency in ms,
+    errors). The prompts carry the model's name, so no two runs share one."""
     auth = target.headers.get("authorization", "")
     cmd = [
         "wrk",
@@ -98,15 +115,17 @@ def run_wrk(
         str(script),
         target.url,
         "--",
-        "mock-local",
+        model,
         auth,
         str(delay_ms),
+        f" {model}",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     return {
         "target": target.name,
+        "model": model,
         "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "latency_ms": {q: round(raw[f"{q}_us"] / 1000, 2) for q in ("p50", "p90", "p99", "p999")},
         "errors": raw["errors"],
@@ -124,6 +143,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, help="paced requests/s in total (default: closed loop)")
     ap.add_argument("--litellm", action="store_true", help="LiteLLM's proxy as a third target")
     ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
+    ap.add_argument(
+        "--auto",
+        action="store_true",
+        help="policies/auto.yaml; the gateway is driven for mock-local, then for `auto`",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make system-deps` (as root) or `apt-get install wrk`")
@@ -133,13 +157,23 @@ def main() -> None:
         script.write_text(SCRIPT)
         with contextlib.ExitStack() as stack:
             mock, direct = stack.enter_context(mock_target(0.0))
-            targets = [direct, stack.enter_context(hybrid_target(mock.url, args.workers))]
+            policy = AUTO_POLICY if args.auto else HYBRID_POLICY
+            hybrid = stack.enter_context(hybrid_target(mock.url, args.workers, policy=policy))
+            runs = [(direct, "mock-local"), (hybrid, "mock-local")]
+            if args.auto:
+                runs.append((hybrid, "auto"))
             if args.litellm:
                 litellm = litellm_target(mock.url, args.workers, args.litellm_venv)
-                targets.append(stack.enter_context(litellm))
-            for target in targets:
+                runs.append((stack.enter_context(litellm), "mock-local"))
+            for target, model in runs:
                 row = run_wrk(
-                    target, script, args.connections, args.threads, args.duration_s, delay_ms
+                    target,
+                    script,
+                    args.connections,
+                    args.threads,
+                    args.duration_s,
+                    delay_ms,
+                    model,
                 )
                 row["mode"] = f"paced {args.rate:g}/s" if args.rate else "closed"
                 row["connections"] = args.connections
