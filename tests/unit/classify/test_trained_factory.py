@@ -50,6 +50,7 @@ async def test_classify_returns_score_and_embedding(scorer: Scorer) -> None:
     assert c.latency_s > 0
     direct = scorer.score_prompts([prompt_from_request(_req("write python code to sum 1 2 3"))])
     assert c.score == pytest.approx(direct[0].score, abs=1e-6)
+    assert direct[0].embedding is not None
     np.testing.assert_allclose(c.embedding, direct[0].embedding, atol=1e-6)
 
 
@@ -74,6 +75,7 @@ async def test_chat_context_is_part_of_the_input(scorer: Scorer) -> None:
     ]
     chat = _req("make it faster", history)
     with_ctx = scorer.score_prompts([prompt_from_request(chat)])[0]
+    assert plain.embedding is not None and with_ctx.embedding is not None
     assert not np.allclose(plain.embedding, with_ctx.embedding)
 
 
