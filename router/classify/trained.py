@@ -92,10 +92,16 @@ class Scorer:
             lengths = np.asarray(self.encoder.user_tokens(prompts), dtype=np.int64)
             embeddings = np.zeros((len(prompts), self.head.embedding_dim), dtype=np.float32)
         feats = feature_matrix(list(prompts), lengths)
-        scores = self.head.predict(embeddings, feats)
+        # Row by row: a matrix-vector product over a batch rounds differently (last bits) from
+        # one over a lone row, and the gateway scores a lone prompt while `router score` scores
+        # batches; per row, x-router-score and `router score` agree exactly.
+        scores = [
+            float(self.head.predict(embeddings[i : i + 1], feats[i : i + 1])[0])
+            for i in range(len(prompts))
+        ]
         ran = self.reads_embedding or encode
         return [
-            Scored(float(s), e if ran else None, self.fits(p, int(n)))
+            Scored(s, e if ran else None, self.fits(p, int(n)))
             for s, e, n, p in zip(scores, embeddings, lengths, prompts, strict=True)
         ]
 

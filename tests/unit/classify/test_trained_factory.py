@@ -10,7 +10,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from router.classify.encoder import Encoder
+from router.classify.encoder import MODELS_DIR_ENV, Encoder
 from router.classify.factory import FallbackClassifier, build_classifier
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead
@@ -118,7 +118,11 @@ async def test_factory_falls_back_when_the_model_is_missing(tmp_path: Path) -> N
     await clf.aclose()
 
 
-async def test_factory_loads_a_trained_model(tiny_bert_dir: Path, tmp_path: Path) -> None:
+async def test_factory_loads_a_trained_model(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tiny encoder's static table goes to a private models directory, not the user's
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path / "models"))
     _head(32).save(tmp_path)
     settings = ClassifierSettings(
         model_dir=str(tmp_path), encoder_dir=str(tiny_bert_dir), device="cpu", max_tokens=16
@@ -130,3 +134,4 @@ async def test_factory_loads_a_trained_model(tiny_bert_dir: Path, tmp_path: Path
     finally:
         await clf.aclose()
     assert c.embedding is not None and 0.0 <= c.score <= 1.0
+    assert clf.static is not None and list((tmp_path / "models").glob("*-static-*.npy"))
