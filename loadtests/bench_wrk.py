@@ -28,7 +28,8 @@ drives it twice back to back: once naming ``mock-local`` (no classifier, so no s
 the baseline) and once with ``model: auto`` (classifier, exact + semantic lookup and store on
 every request). Each run's prompts are unique, so nothing hits.
 
-Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99.9 (ms), errors.
+Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99.9 (ms), errors,
+and the CPU time per request of the target's processes (ms; gateway workers and Redis).
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def run_wrk(
         str(delay_ms),
         f" {model}",
     ]
+    before = {name: tree.sample().cpu_s for name, tree in target.trees.items()}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu_s = {name: tree.sample().cpu_s - before[name] for name, tree in target.trees.items()}
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     return {
@@ -130,6 +133,11 @@ def run_wrk(
         "latency_ms": {q: round(raw[f"{q}_us"] / 1000, 2) for q in ("p50", "p90", "p99", "p999")},
         "errors": raw["errors"],
         "requests": raw["requests"],
+        # CPU per request of each process tree (gateway workers, Redis), in ms: less sensitive
+        # than requests/s to other load on the machine
+        "cpu_ms_per_request": {
+            name: round(1000 * cpu / max(1, raw["requests"]), 3) for name, cpu in cpu_s.items()
+        },
     }
 
 

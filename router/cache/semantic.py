@@ -44,10 +44,19 @@ def set_keys(tenant: str, scope: str, kind: EmbeddingKind) -> tuple[str, str]:
     return keys.vector_set_key(tenant, scope), keys.age_index_key(tenant, scope)
 
 
+def build_ef(kind: EmbeddingKind) -> int:
+    """``VADD``'s build exploration factor for embeddings of ``kind``. 200 is the server's
+    default; the first stage stores one vector per request of ``auto`` (a hit is rare with
+    unique prompts), and 100 takes about a third off the server's CPU for that store (326 ->
+    223 us in 6,000 entries) for a graph that still finds the near neighbours a candidate
+    needs."""
+    return 100 if kind == "static" else 200
+
+
 _STORE = """
 local vs, vz = KEYS[1], KEYS[2]
 local now, ttl, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('VADD', vs, 'FP32', ARGV[1], ARGV[2], 'SETATTR', ARGV[3])
+redis.call('VADD', vs, 'FP32', ARGV[1], ARGV[2], 'EF', tonumber(ARGV[7]), 'SETATTR', ARGV[3])
 redis.call('ZADD', vz, now, ARGV[2])
 local old = redis.call('ZRANGEBYSCORE', vz, '-inf', now - ttl, 'LIMIT', 0, 256)
 for _, e in ipairs(old) do redis.call('VREM', vs, e) end
@@ -162,6 +171,10 @@ class SemanticCache:
             "COUNT",
             count,
             *extra,
+            # In the server's main thread: a top-few search of a cache scope is a fraction of a
+            # millisecond, and handing it to a search thread and back cost about as much CPU
+            # again (measured: 288 -> 149 us of server CPU per lookup in 6,000 entries).
+            "NOTHREAD",
         )
         out: list[tuple[str, float, CacheEntry | None]] = []
         for element, score, attrs in parse_vsim_all(reply, count):
@@ -194,6 +207,7 @@ class SemanticCache:
                 repr(entry.created_s),
                 ttl_s,
                 max_entries,
+                build_ef(kind),
             ],
         )
         return int(evicted)

@@ -26,6 +26,9 @@ class Classification:
     """Which classifier produced the score, e.g. ``"heuristic"`` or ``"minilm-mlp@<hash>"``."""
     latency_s: float
     embedding: npt.NDArray[np.float32] | None = None
+    static_embedding: npt.NDArray[np.float32] | None = None
+    """The semantic cache's first-stage embedding of the last user turn, when the classifier
+    computed it on the way (it shares the tokenizer's pass with the score); None otherwise."""
 
 
 class Classifier(Protocol):

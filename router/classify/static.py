@@ -9,7 +9,9 @@ semantic lookup is a miss, so paying that pass to learn "nothing similar is cach
   vector. The table is centred (the mean token vector, which every prompt shares, is
   subtracted: it only pulls all prompts together) and projected on its first
   :data:`DIMENSIONS` principal axes. It is written once into the models directory
-  (``ROUTER_MODELS_DIR``) as a float16 ``.npy`` file that every worker memory-maps read-only;
+  (``ROUTER_MODELS_DIR``) as a float32 ``.npy`` file (31 MB) that every worker memory-maps
+  read-only (a float16 file would be half the size, but converting its rows cost 20 us a
+  prompt, as much as everything else in a lookup but the tokenizer);
 * **embedding** a prompt: tokenize (no truncation), take the mean of its tokens' rows, and
   L2-normalise: tens of microseconds, on the event loop.
 
@@ -33,7 +35,7 @@ from router.classify.onnx_int8 import lock_file, source_key
 log = structlog.get_logger(__name__)
 
 F32 = npt.NDArray[np.float32]
-RECIPE = "static-cls-tok-sep-mean-centred-pca-f16-v1"
+RECIPE = "static-cls-tok-sep-mean-centred-pca-f32-v1"
 """Names the distillation; change it when the recipe changes (the file name follows)."""
 DIMENSIONS = 256
 """Width of a static embedding (principal axes kept out of the encoder's 384)."""
@@ -90,7 +92,7 @@ def ensure_table(encoder: Encoder, model_dir: Path, cache_dir: Path) -> Path:
         if not path.is_file():
             log.info("static_table_build", file=path.name, note="once, about 10 s")
             tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, distill(encoder).astype(np.float16))
+            np.save(tmp, distill(encoder))
             tmp.replace(path)  # atomic: a reader never maps a half-written file
     return path
 
@@ -103,7 +105,9 @@ class StaticEmbedder:
         if table.ndim != 2 or table.shape[0] != encoder.vocab_size:
             raise ValueError(f"table of shape {table.shape} for {encoder.vocab_size} tokens")
         self._encoder = encoder
-        self._table = table
+        # a plain ndarray view of a memory map: the same pages, without np.memmap's per-index
+        # subclass overhead
+        self._table = table.view(np.ndarray) if isinstance(table, np.memmap) else table
         self.dim = int(table.shape[1])
 
     @classmethod
@@ -114,12 +118,13 @@ class StaticEmbedder:
     def embed(self, texts: Sequence[str]) -> list[F32 | None]:
         """One ``[dim]`` float32 unit vector per text, each computed alone (no batch effects);
         None for a text without tokens or whose vectors cancel out."""
-        out: list[F32 | None] = []
-        for ids in self._encoder.plain_ids(texts):
-            if not ids:
-                out.append(None)
-                continue
-            total = np.asarray(self._table[np.asarray(ids)], dtype=np.float32).sum(axis=0)
-            norm = float(np.linalg.norm(total))
-            out.append((total / norm).astype(np.float32) if norm > 1e-6 else None)
-        return out
+        return [self.embed_ids(ids) for ids in self._encoder.plain_ids(texts)]
+
+    def embed_ids(self, ids: Sequence[int]) -> F32 | None:
+        """The embedding of a text already tokenized (``ids`` without special tokens, as
+        :meth:`Encoder.plain_ids` gives them); None without tokens."""
+        if not ids:
+            return None
+        total = np.asarray(self._table[np.asarray(ids)], dtype=np.float32).sum(axis=0)
+        norm = float(np.linalg.norm(total))
+        return (total / norm).astype(np.float32) if norm > 1e-6 else None

@@ -27,7 +27,7 @@ from router.classify.batcher import MicroBatcher
 from router.classify.encoder import TURN_MAX_TOKENS, Encoder, default_model_dir, models_dir
 from router.classify.features import feature_matrix
 from router.classify.head import LinearHead, read_metadata
-from router.classify.inputs import PromptText, prompt_from_messages
+from router.classify.inputs import CHARS_PER_TOKEN_BOUND, PromptText, prompt_from_messages
 from router.classify.static import StaticEmbedder, ensure_table
 from router.policy.sections.classifier import ClassifierSettings
 from router.protocol.chat_request import ChatRequest
@@ -79,9 +79,15 @@ class Scorer:
         ctx_budget = self.encoder.context_tokens + 1  # and the context's [SEP]
         return user_tokens <= enc_budget - (ctx_budget if prompt.context else 0)
 
-    def score_prompts(self, prompts: Sequence[PromptText], encode: bool = False) -> list[Scored]:
+    def score_prompts(
+        self,
+        prompts: Sequence[PromptText],
+        encode: bool = False,
+        user_tokens: Sequence[int] | None = None,
+    ) -> list[Scored]:
         """Score ``prompts`` (blocking; run it off the event loop). The encoder runs when the
-        head reads its embedding, or when ``encode`` asks for the embeddings anyway."""
+        head reads its embedding, or when ``encode`` asks for the embeddings anyway; otherwise
+        ``user_tokens``, when given, are the prompts' token counts (no tokenizer pass)."""
         if not prompts:
             return []
         embeddings: npt.NDArray[np.float32]
@@ -89,7 +95,8 @@ class Scorer:
             enc = self.encoder.encode(prompts)
             embeddings, lengths = enc.embeddings, enc.user_tokens
         else:
-            lengths = np.asarray(self.encoder.user_tokens(prompts), dtype=np.int64)
+            counts = self.encoder.user_tokens(prompts) if user_tokens is None else user_tokens
+            lengths = np.asarray(counts, dtype=np.int64)
             embeddings = np.zeros((len(prompts), self.head.embedding_dim), dtype=np.float32)
         feats = feature_matrix(list(prompts), lengths)
         # Row by row: a matrix-vector product over a batch rounds differently (last bits) from
@@ -179,10 +186,20 @@ class TrainedClassifier:
         loop; a head without one scores a short prompt inline (about 0.1 ms)."""
         t0 = time.perf_counter()
         prompt = prompt_from_request(req)
+        static: npt.NDArray[np.float32] | None = None
         if not self.scorer.reads_embedding and len(prompt.user) + len(prompt.context) <= (
             INLINE_CHARS
         ):
-            out = self.scorer.score_prompts([prompt])[0]
+            counts: list[int] | None = None
+            if self.static is not None and len(prompt.user) <= CHARS_PER_TOKEN_BOUND * (
+                self.scorer.encoder.max_tokens
+            ):
+                # One tokenizer pass for both: a turn this short is not clipped before it is
+                # counted, so its token count is the length of these ids.
+                (ids,) = self.scorer.encoder.plain_ids([prompt.user])
+                counts = [len(ids)]
+                static = self.static.embed_ids(ids)
+            out = self.scorer.score_prompts([prompt], user_tokens=counts)[0]
         else:
             out = await self._batcher.submit(prompt)
         return Classification(
@@ -192,6 +209,7 @@ class TrainedClassifier:
             # An embedding of the head and tail of a longer prompt would make two prompts that
             # differ only in the middle look identical to the semantic cache.
             embedding=out.embedding if out.whole else None,
+            static_embedding=static,
         )
 
     async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:

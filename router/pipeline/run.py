@@ -121,7 +121,9 @@ async def _semantic_lookup(
     embedder = services.classifier
     if isinstance(embedder, TwoStageEmbedder):
         try:
-            vector = embedder.embed_static(req) if cache.wants_static else None
+            vector = classification.static_embedding
+            if vector is None and cache.wants_static:
+                vector = embedder.embed_static(req)
         except Exception as exc:  # a cache miss, never a failed request
             services.counters["classifier_errors"] += 1
             log.warning("cache_embedding_failed", error=repr(exc))

@@ -19,7 +19,9 @@ from router.protocol.chat_response import Completion, Usage
 from router.redis import keys
 
 pytestmark = [pytest.mark.integration]
-SETTINGS = CacheSettings(similarity_threshold=0.9, static_similarity_threshold=0.5)
+SETTINGS = CacheSettings(
+    similarity_threshold=0.9, static_similarity_threshold=0.5, static_candidates=2
+)
 
 
 def unit(seed: int, dim: int = 256) -> npt.NDArray[np.float32]:

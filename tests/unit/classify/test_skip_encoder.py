@@ -109,3 +109,26 @@ async def test_confirm_embeds_both_sides_as_the_single_stage_cache(tiny_encoder:
         assert await clf.confirm(_req(LONG), [LONG], turns=False) == [None]
     finally:
         await clf.aclose()
+
+
+async def test_classify_shares_its_tokenizer_pass_with_the_first_stage(
+    tiny_encoder: Encoder,
+) -> None:
+    from router.classify.static import StaticEmbedder, distill
+
+    scorer = Scorer(tiny_encoder, _head(32, 0.0), "t")
+    static = StaticEmbedder(tiny_encoder, distill(tiny_encoder))
+    clf = TrainedClassifier(scorer, max_batch=4, max_wait_s=0.0, static=static)
+    try:
+        for text in ("hi", "prove the theorem step by step", LONG * 3):
+            c = await clf.classify(_req(text))
+            (want,) = scorer.score_prompts([prompt_from_request(_req(text))], encode=True)
+            assert c.score == want.score  # the shared pass changes no score
+            own = clf.embed_static(_req(text))
+            if len(text) <= 12 * tiny_encoder.max_tokens:
+                assert c.static_embedding is not None and own is not None
+                np.testing.assert_array_equal(c.static_embedding, own)
+            else:  # longer than the classifier ever tokenizes: the cache embeds it itself
+                assert c.static_embedding is None and own is not None
+    finally:
+        await clf.aclose()
