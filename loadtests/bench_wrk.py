@@ -8,6 +8,7 @@ does not. One command, from the repository root::
     python loadtests/bench_wrk.py --rate 500           # paced: see below
     python loadtests/bench_wrk.py --litellm            # LiteLLM's proxy too, same run
     python loadtests/bench_wrk.py --auto               # `auto` against the named model
+    python loadtests/bench_wrk.py --auto --rev main    # ...and main's code, same run
 
 Targets, in the same run against one mock upstream process: ``direct`` (the mock itself) and
 ``hybrid-router`` (``router serve --workers N`` with ``loadtests/policies/full.yaml``: virtual
@@ -152,6 +153,9 @@ def main() -> None:
     ap.add_argument("--litellm", action="store_true", help="LiteLLM's proxy as a third target")
     ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
     ap.add_argument(
+        "--rev", help="also run the gateway's code at this git revision (e.g. main), same run"
+    )
+    ap.add_argument(
         "--auto",
         action="store_true",
         help="policies/auto.yaml; the gateway is driven for mock-local, then for `auto`",
@@ -166,10 +170,16 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             mock, direct = stack.enter_context(mock_target(0.0))
             policy = AUTO_POLICY if args.auto else HYBRID_POLICY
-            hybrid = stack.enter_context(hybrid_target(mock.url, args.workers, policy=policy))
-            runs = [(direct, "mock-local"), (hybrid, "mock-local")]
-            if args.auto:
-                runs.append((hybrid, "auto"))
+            runs = [(direct, "mock-local")]
+            for rev in (args.rev, None) if args.rev else (None,):
+                hybrid = stack.enter_context(
+                    hybrid_target(mock.url, args.workers, rev, policy=policy)
+                )
+                if rev is not None:
+                    hybrid.name = f"hybrid-router@{rev}"
+                runs.append((hybrid, "mock-local"))
+                if args.auto:
+                    runs.append((hybrid, "auto"))
             if args.litellm:
                 litellm = litellm_target(mock.url, args.workers, args.litellm_venv)
                 runs.append((stack.enter_context(litellm), "mock-local"))
