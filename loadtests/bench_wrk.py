@@ -7,6 +7,8 @@ does not. One command, from the repository root::
     python loadtests/bench_wrk.py --connections 32 --duration-s 10
     python loadtests/bench_wrk.py --rate 500           # paced: see below
     python loadtests/bench_wrk.py --litellm            # LiteLLM's proxy too, same run
+    python loadtests/bench_wrk.py --auto               # `auto` against the named model
+    python loadtests/bench_wrk.py --auto --rev main    # ...and main's code, same run
 
 Targets, in the same run against one mock upstream process: ``direct`` (the mock itself) and
 ``hybrid-router`` (``router serve --workers N`` with ``loadtests/policies/full.yaml``: virtual
@@ -21,7 +23,14 @@ a unique prompt at temperature 0, so the cache looks up and stores but never hit
   not package), so this approximates rate R only while latency is small against the interval,
   and its latencies count from each request's send (no queueing before it).
 
-Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99.9 (ms), errors.
+With ``--auto``, the gateway runs ``loadtests/policies/auto.yaml`` (``full.yaml`` plus the
+semantic cache and the trained classifier on the ``auto`` route, both tiers on the mock) and wrk
+drives it twice back to back: once naming ``mock-local`` (no classifier, so no semantic cache:
+the baseline) and once with ``model: auto`` (classifier, exact + semantic lookup and store on
+every request). Each run's prompts are unique, so nothing hits.
+
+Prints one JSON object per target and phase: requests/s, latency p50/p90/p99/p99.9 (ms), errors,
+and the CPU time per request of the target's processes (ms; gateway workers and Redis).
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "loadtests"))
 
 from gateway_targets import (  # noqa: E402
+    HYBRID_POLICY,
     LITELLM_VENV,
     Target,
     hybrid_target,
     litellm_target,
     mock_target,
 )
+
+AUTO_POLICY = ROOT / "loadtests" / "policies" / "auto.yaml"
 
 SCRIPT = r"""
 local tid = 0
@@ -62,8 +74,8 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"model":"%s","temperature":0,"messages":[{"role":"user","content":"wrk %d-%d: say hi"}]}',
-    model, id, counter)
+    '{"model":"%s","temperature":0,"messages":[{"role":"user","content":"wrk%s %d-%d: say hi"}]}',
+    model, tag, id, counter)
   return wrk.format(nil, nil, nil, body)
 end
 function delay()
@@ -83,9 +95,16 @@ end
 
 
 def run_wrk(
-    target: Target, script: Path, connections: int, threads: int, duration_s: int, delay_ms: int
+    target: Target,
+    script: Path,
+    connections: int,
+    threads: int,
+    duration_s: int,
+    delay_ms: int,
+    model: str = "mock-local",
 ) -> dict[str, object]:
-    """One wrk run against ``target``; its summary (requests/s, latency in ms, errors)."""
+    """One wrk run against ``target`` for ``model``; its summary (requests/s, latency in ms,
+    errors). The prompts carry the model's name, so no two runs share one."""
     auth = target.headers.get("authorization", "")
     cmd = [
         "wrk",
@@ -98,19 +117,28 @@ def run_wrk(
         str(script),
         target.url,
         "--",
-        "mock-local",
+        model,
         auth,
         str(delay_ms),
+        f" {model}",
     ]
+    before = {name: tree.sample().cpu_s for name, tree in target.trees.items()}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu_s = {name: tree.sample().cpu_s - before[name] for name, tree in target.trees.items()}
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     raw = json.loads(line.removeprefix("WRK_JSON "))
     return {
         "target": target.name,
+        "model": model,
         "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "latency_ms": {q: round(raw[f"{q}_us"] / 1000, 2) for q in ("p50", "p90", "p99", "p999")},
         "errors": raw["errors"],
         "requests": raw["requests"],
+        # CPU per request of each process tree (gateway workers, Redis), in ms: less sensitive
+        # than requests/s to other load on the machine
+        "cpu_ms_per_request": {
+            name: round(1000 * cpu / max(1, raw["requests"]), 3) for name, cpu in cpu_s.items()
+        },
     }
 
 
@@ -124,6 +152,14 @@ def main() -> None:
     ap.add_argument("--rate", type=float, help="paced requests/s in total (default: closed loop)")
     ap.add_argument("--litellm", action="store_true", help="LiteLLM's proxy as a third target")
     ap.add_argument("--litellm-venv", type=Path, default=LITELLM_VENV)
+    ap.add_argument(
+        "--rev", help="also run the gateway's code at this git revision (e.g. main), same run"
+    )
+    ap.add_argument(
+        "--auto",
+        action="store_true",
+        help="policies/auto.yaml; the gateway is driven for mock-local, then for `auto`",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make system-deps` (as root) or `apt-get install wrk`")
@@ -133,13 +169,29 @@ def main() -> None:
         script.write_text(SCRIPT)
         with contextlib.ExitStack() as stack:
             mock, direct = stack.enter_context(mock_target(0.0))
-            targets = [direct, stack.enter_context(hybrid_target(mock.url, args.workers))]
+            policy = AUTO_POLICY if args.auto else HYBRID_POLICY
+            runs = [(direct, "mock-local")]
+            for rev in (args.rev, None) if args.rev else (None,):
+                hybrid = stack.enter_context(
+                    hybrid_target(mock.url, args.workers, rev, policy=policy)
+                )
+                if rev is not None:
+                    hybrid.name = f"hybrid-router@{rev}"
+                runs.append((hybrid, "mock-local"))
+                if args.auto:
+                    runs.append((hybrid, "auto"))
             if args.litellm:
                 litellm = litellm_target(mock.url, args.workers, args.litellm_venv)
-                targets.append(stack.enter_context(litellm))
-            for target in targets:
+                runs.append((stack.enter_context(litellm), "mock-local"))
+            for target, model in runs:
                 row = run_wrk(
-                    target, script, args.connections, args.threads, args.duration_s, delay_ms
+                    target,
+                    script,
+                    args.connections,
+                    args.threads,
+                    args.duration_s,
+                    delay_ms,
+                    model,
                 )
                 row["mode"] = f"paced {args.rate:g}/s" if args.rate else "closed"
                 row["connections"] = args.connections

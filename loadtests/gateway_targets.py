@@ -191,8 +191,10 @@ def _python_env(source: Path | None, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def policy_for_run(directory: Path, source: Path | None) -> tuple[Path, bool]:
-    """The benchmark policy, written into ``directory``; True when cache lookup is on.
+def policy_for_run(
+    directory: Path, source: Path | None, policy: Path = HYBRID_POLICY
+) -> tuple[Path, bool]:
+    """The benchmark policy ``policy``, written into ``directory``; True when cache lookup is on.
 
     The ``cache:`` section is dropped (and reported) when the gateway's policy schema has no
     ``cache`` field yet, so that the rest of the comparison still runs.
@@ -206,8 +208,8 @@ def policy_for_run(directory: Path, source: Path | None) -> tuple[Path, bool]:
         text=True,
         check=True,
     ).stdout
-    data = yaml.safe_load(HYBRID_POLICY.read_text())
-    data["prices_file"] = str((HYBRID_POLICY.parent / data["prices_file"]).resolve())
+    data = yaml.safe_load(policy.read_text())
+    data["prices_file"] = str((policy.parent / data["prices_file"]).resolve())
     cache_on = out.strip() == "True"
     if not cache_on:
         data.pop("cache", None)
@@ -229,16 +231,18 @@ def create_key(redis_url: str, data_dir: Path, source: Path | None) -> str:
 
 
 @contextlib.contextmanager
-def hybrid_target(upstream_url: str, workers: int, rev: str | None = None) -> Iterator[Target]:
+def hybrid_target(
+    upstream_url: str, workers: int, rev: str | None = None, policy: Path = HYBRID_POLICY
+) -> Iterator[Target]:
     """hybrid-router with keys, budgets, ledger and cache lookup, on its own Redis 8.
 
     ``rev`` (a git revision) runs the gateway's code as committed there instead of the working
-    tree's.
+    tree's; ``policy`` replaces ``loadtests/policies/full.yaml``.
     """
     with tempfile.TemporaryDirectory(prefix="hr-bench-") as tmp:
         data_dir = Path(tmp)
         source = export_tree(rev, data_dir) if rev else None
-        policy, cache_on = policy_for_run(data_dir, source)
+        policy_path, cache_on = policy_for_run(data_dir, source, policy)
         with EmbeddedRedis(data_dir, transport="unix") as redis_server:
             key = create_key(redis_server.url, data_dir, source)
             env = {
@@ -250,7 +254,7 @@ def hybrid_target(upstream_url: str, workers: int, rev: str | None = None) -> It
             }
             if source is not None:
                 env["PYTHONPATH"] = _python_env(source, {})["PYTHONPATH"]
-            gw = GatewayProcess(policy, env=env, workers=workers, log_path=data_dir / "gw.log")
+            gw = GatewayProcess(policy_path, env=env, workers=workers, log_path=data_dir / "gw.log")
             with contextlib.chdir(source or ROOT):  # `python -m` puts the cwd first on sys.path
                 gw.start()
             try:

@@ -1,7 +1,7 @@
 """Where hybrid-router's CPU goes under load: cProfile of one gateway worker (CPU time).
 
     .venv/bin/python loadtests/profile_gateway.py [--duration-s 20] [--concurrency 32]
-        [--top 30] [--out /tmp/gateway.prof]
+        [--top 30] [--out /tmp/gateway.prof] [--auto]
 
 Starts the mock upstream, a Redis 8 and a virtual key exactly as ``compare_gateways.py`` does
 (policy ``loadtests/policies/full.yaml``: keys, budgets, ledger, cache), then serves the gateway
@@ -9,7 +9,8 @@ in *this* process with one uvicorn worker under ``cProfile.Profile(time.process_
 time spent waiting (network, Redis) is not counted, only CPU. A child process drives a closed
 loop against it for ``--duration-s`` seconds; then the top functions by own CPU time and by
 cumulative CPU time are printed (seconds), and the raw stats are saved for ``snakeviz`` or
-``pstats``.
+``pstats``. ``--auto`` profiles ``model: auto`` under ``loadtests/policies/auto.yaml``
+instead (the trained classifier and the semantic cache on every request).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway_targets import (  # noqa: E402
+    HYBRID_POLICY,
     create_key,
     mock_target,
     policy_for_run,
@@ -40,8 +42,10 @@ from load_phases import Prompts, closed_loop  # noqa: E402
 from router.redis.embedded import EmbeddedRedis  # noqa: E402
 from router.testing.gateway_process import free_port  # noqa: E402
 
+AUTO_POLICY = ROOT / "loadtests" / "policies" / "auto.yaml"
 
-def _drive(url: str, key: str, concurrency: int, duration_s: float) -> int:
+
+def _drive(url: str, key: str, concurrency: int, duration_s: float, model: str) -> int:
     """Child mode: wait for the gateway, run the closed loop, print one summary line."""
     import urllib.request
 
@@ -55,7 +59,7 @@ def _drive(url: str, key: str, concurrency: int, duration_s: float) -> int:
                 break
         time.sleep(0.2)
     target = Target("hybrid-router", url, {"authorization": f"Bearer {key}"})
-    result = asyncio.run(closed_loop(target, Prompts(), concurrency, duration_s))
+    result = asyncio.run(closed_loop(target, Prompts(model), concurrency, duration_s))
     print(
         f"load: {result.ok} ok, {result.errors} errors, {result.rps} rps, "
         f"p50 {result.p50_ms} ms, p99 {result.p99_ms} ms",
@@ -116,16 +120,20 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gateway.prof")
+    p.add_argument("--auto", action="store_true", help="model auto under policies/auto.yaml")
     p.add_argument("--drive", nargs=2, metavar=("URL", "KEY"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    model = "auto" if args.auto else "mock-local"
     if args.drive:
-        return _drive(args.drive[0], args.drive[1], args.concurrency, args.duration_s)
+        return _drive(args.drive[0], args.drive[1], args.concurrency, args.duration_s, model)
     with (
         tempfile.TemporaryDirectory(prefix="hr-prof-") as tmp,
         mock_target(0.0) as (_mock, direct),
         EmbeddedRedis(Path(tmp), transport="unix") as redis_server,
     ):
-        policy, cache_on = policy_for_run(Path(tmp), None)
+        policy, cache_on = policy_for_run(
+            Path(tmp), None, AUTO_POLICY if args.auto else HYBRID_POLICY
+        )
         key = create_key(redis_server.url, Path(tmp), None)
         os.environ.update(
             {
@@ -140,6 +148,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         cmd = [sys.executable, __file__, "--drive", url, key]
         cmd += ["--concurrency", str(args.concurrency), "--duration-s", str(args.duration_s)]
+        cmd += ["--auto"] if args.auto else []
         driver = subprocess.Popen(cmd)
         print(f"profiling one worker (cache lookup {'on' if cache_on else 'off'})", flush=True)
         profiler = _serve_profiled(port, driver)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +34,16 @@ from router.cache.exact import ExactCache
 from router.cache.guards import false_hit_reason
 from router.cache.rules import Directives, request_uncacheable, response_uncacheable
 from router.cache.semantic import EmbeddingKind, SemanticCache
+from router.classify.base import Confirmation
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
 from router.redis.client import RedisClient
 from router.tasks import Tasks
 
+Confirm = Callable[[Sequence[str]], Awaitable[list[Confirmation | None]]]
+"""The transformer's check of first-stage candidates: the similarity of the request's prompt to
+each cached prompt (see :meth:`router.classify.trained.TrainedClassifier.confirm`)."""
 TASK_KIND = "cache"
 """The kind of the cache's background work in :class:`~router.tasks.Tasks`."""
 log = structlog.get_logger(__name__)
@@ -55,7 +59,10 @@ class CacheStats:
     bypassed: int = 0
     """Requests the rules or the client's headers kept away from the cache."""
     guard_rejects: int = 0
-    """Semantic candidates above the threshold that a false-hit guard turned into a miss."""
+    """Semantic candidates above the threshold (the first stage's loose one, for static
+    embeddings) that a false-hit guard turned into a miss."""
+    confirmations: int = 0
+    """Transformer checks of first-stage candidates (each embeds the prompt and candidates)."""
     stores: int = 0
     store_skips: int = 0
     evictions: int = 0
@@ -182,20 +189,29 @@ class ResponseCache:
         creq: CacheRequest,
         embedding: npt.ArrayLike | None,
         kind: EmbeddingKind = "classifier",
+        confirm: Confirm | None = None,
     ) -> CacheHit | None:
         """The nearest earlier answer in this request's scope, among embeddings of ``kind``,
         when it is similar enough and no false-hit guard objects; None otherwise (also without
-        an embedding or on any error)."""
+        an embedding or on any error).
+
+        For ``static`` (first-stage) embeddings the search returns up to
+        ``static_candidates`` entries; those at or above ``static_similarity_threshold`` that
+        pass the guards go to ``confirm``, and the best one whose transformer similarity
+        reaches the single-stage threshold of its kind is the hit (without ``confirm``, none
+        is)."""
         if not creq.read_semantic or embedding is None:
             self.stats.misses += 1
             return None
         settings = creq.settings
+        count = settings.static_candidates if kind == "static" else 1
         try:
             async with asyncio.timeout(settings.timeout_ms / 1000):
-                found = await self.semantic.nearest(
+                found = await self.semantic.nearest_many(
                     creq.tenant,
                     creq.canonical.scope,
                     np.asarray(embedding, np.float32),
+                    count,
                     settings.search_ef,
                     kind,
                 )
@@ -203,24 +219,48 @@ class ResponseCache:
             self._failed("lookup_semantic", exc)
             self.stats.misses += 1
             return None
-        if found is None:
-            self.stats.misses += 1
-            return None
-        element, cosine, entry = found
         now = self._clock()
-        if entry is None or now - entry.created_s > settings.ttl_s:
+        floor = settings.static_similarity_threshold if kind == "static" else creq.threshold(kind)
+        near: list[tuple[float, CacheEntry]] = []
+        guarded = False
+        for element, cosine, entry in found:
+            if entry is None or now - entry.created_s > settings.ttl_s:
+                self._spawn(self._remove(creq, element, kind))
+            elif cosine >= floor:
+                # The guards are pure and cheap: they go before the transformer's check, so a
+                # template near miss ("convert 5 km" / "convert 8 km") never costs a pass.
+                if false_hit_reason(entry.prompt, creq.canonical.prompt) is None:
+                    near.append((cosine, entry))
+                else:
+                    guarded = True
+        best = near[0] if near and kind != "static" else None
+        if kind == "static" and near and confirm is not None:
+            best = await self._confirmed(creq, near, confirm)
+        if best is None:
+            self.stats.guard_rejects += guarded
             self.stats.misses += 1
-            self._spawn(self._remove(creq, element, kind))
             return None
-        if cosine < creq.threshold(kind):
-            self.stats.misses += 1
-            return None
-        if false_hit_reason(entry.prompt, creq.canonical.prompt) is not None:
-            self.stats.guard_rejects += 1
-            self.stats.misses += 1
-            return None
+        cosine, entry = best
         self.stats.hits_semantic += 1
         return CacheHit("semantic", entry, max(0.0, now - entry.created_s), cosine)
+
+    async def _confirmed(
+        self, creq: CacheRequest, near: list[tuple[float, CacheEntry]], confirm: Confirm
+    ) -> tuple[float, CacheEntry] | None:
+        """The best first-stage candidate by the transformer's similarity, if that reaches the
+        threshold of its kind; its similarity replaces the first stage's."""
+        self.stats.confirmations += 1
+        try:
+            verdicts = await confirm([entry.prompt for _, entry in near])
+        except Exception as exc:
+            self._failed("confirm", exc)
+            return None
+        best: tuple[float, CacheEntry] | None = None
+        for (_, entry), v in zip(near, verdicts, strict=True):
+            ok = v is not None and v.cosine >= creq.threshold(v.kind)
+            if ok and v is not None and (best is None or v.cosine > best[0]):
+                best = (v.cosine, entry)
+        return best
 
     # ---- response side --------------------------------------------------------------------
 

@@ -6,9 +6,10 @@
     hit = await stage.exact() if stage else None                     # stage 4
     ...classify only when there is no hit...
     if hit is None and stage and classification is not None:
-        # the classifier's embedding, or (stage.wants_embedding and the turn is longer than
-        # the classifier's budget) a whole-turn embedding of kind "turn"
-        hit = await stage.semantic(embedding, kind)                  # stage 6
+        # a two-stage classifier: its static embedding (kind "static") and its transformer
+        # check as ``confirm``; otherwise the classifier's embedding, or (stage.wants_embedding
+        # and the turn is longer than the classifier's budget) a whole-turn one of kind "turn"
+        hit = await stage.semantic(embedding, kind, confirm)         # stage 6
     if hit is not None:
         decision = hit_decision(policy, loaded.hash, plan, hit)
         ...JSON: hit_completion(hit); stream: hit_stream(hit, req.include_usage)...
@@ -31,7 +32,7 @@ from router.cache.entry import CacheHit
 from router.cache.replay import StreamAssembler, replay_body, replay_sse
 from router.cache.rules import HINT_HEADER, RESULT_HEADER
 from router.cache.semantic import EmbeddingKind
-from router.cache.service import CacheRequest, ResponseCache
+from router.cache.service import CacheRequest, Confirm, ResponseCache
 from router.policy.schema import Policy
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
@@ -105,6 +106,11 @@ class CacheStage:
         return self.hit
 
     @property
+    def wants_static(self) -> bool:
+        """Whether a semantic lookup or store would use a first-stage embedding of the prompt."""
+        return self.hit is None and self.request.uses_semantic
+
+    @property
     def wants_embedding(self) -> bool:
         """Whether a semantic lookup or store would use a whole-turn embedding of the prompt
         (worth an extra encoder pass when the classifier's does not cover the turn)."""
@@ -113,13 +119,17 @@ class CacheStage:
         )
 
     async def semantic(
-        self, embedding: npt.ArrayLike | None, kind: EmbeddingKind = "classifier"
+        self,
+        embedding: npt.ArrayLike | None,
+        kind: EmbeddingKind = "classifier",
+        confirm: Confirm | None = None,
     ) -> CacheHit | None:
-        """Stage 6: the semantic lookup on ``embedding`` (the classifier's, or the whole-turn
-        embedding of a longer prompt: ``kind``); later stores use the same kind."""
+        """Stage 6: the semantic lookup on ``embedding`` (the first stage's static embedding
+        with the transformer's ``confirm``; or the classifier's, or the whole-turn embedding of
+        a longer prompt: ``kind``); later stores use the same kind."""
         self.kind, self.embedding = kind, embedding
         if self.hit is None:
-            self.hit = await self.cache.lookup_semantic(self.request, embedding, kind)
+            self.hit = await self.cache.lookup_semantic(self.request, embedding, kind, confirm)
         return self.hit
 
     def store(self, completion: Completion, embedding: npt.ArrayLike | None) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,9 @@ class Classification:
     """Which classifier produced the score, e.g. ``"heuristic"`` or ``"minilm-mlp@<hash>"``."""
     latency_s: float
     embedding: npt.NDArray[np.float32] | None = None
+    static_embedding: npt.NDArray[np.float32] | None = None
+    """The semantic cache's first-stage embedding of the last user turn, when the classifier
+    computed it on the way (it shares the tokenizer's pass with the score); None otherwise."""
 
 
 class Classifier(Protocol):
@@ -46,4 +50,36 @@ class TurnEmbedder(Protocol):
     async def embed_turn(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
         """The whole-turn embedding of ``req``'s last user message (no context, up to the
         encoder's whole-turn cap); None when the turn is longer. Never blocks the event loop."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """The transformer's similarity between a prompt and one cached prompt."""
+
+    cosine: float
+    """Cosine similarity of the two embeddings, in [-1, 1]."""
+    kind: Literal["classifier", "turn"]
+    """Which pass embedded both: the classifier's (the turn fits its budget) or the whole-turn
+    pass; the cache's threshold depends on it."""
+
+
+@runtime_checkable
+class TwoStageEmbedder(Protocol):
+    """A classifier that gives the semantic cache a cheap first stage and a transformer check."""
+
+    def embed_static(self, req: ChatRequest) -> npt.NDArray[np.float32] | None:
+        """The first-stage embedding of ``req``'s last user turn (cheap; on the caller's
+        thread); None when there is none."""
+        ...
+
+    async def confirm(
+        self,
+        req: ChatRequest,
+        candidates: Sequence[str],
+        classification: Classification | None = None,
+        turns: bool = True,
+    ) -> list[Confirmation | None]:
+        """The transformer's similarity of ``req`` to each cached prompt (None: not
+        comparable); never blocks the event loop."""
         ...

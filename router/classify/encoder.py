@@ -265,6 +265,14 @@ class OnnxBackend:
         done = self._pool.map(lambda row: self._run(session, row[0], row[1]), rows)
         return np.concatenate(list(done), axis=0)
 
+    def embed_together(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Embed a padded batch in one session call: fast, but rows share the dynamic
+        quantisation's activation scales, so a row's embedding depends on its batch. Only for
+        work whose batches are fixed (the static table's distillation, :mod:`.static`)."""
+        return self._run(self._session, input_ids, attention_mask)
+
     def close(self) -> None:
         """Stop the row workers (idempotent); the backend must not be used afterwards."""
         if self._pool is not None:
@@ -307,6 +315,19 @@ def ort_session(onnx_path: Path, threads: int) -> Any:
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise EncoderUnavailable(f"cannot load {onnx_path}: {exc}") from exc
+
+
+def _user_lengths(
+    prompts: Sequence[PromptText], users: Sequence[str], enc: Sequence[Any]
+) -> list[int]:
+    """Token counts of the user turns; a clipped turn's count is extrapolated by characters."""
+    lengths: list[int] = []
+    for p, u, e in zip(prompts, users, enc, strict=True):
+        n = len(e.ids)
+        if len(u) < len(p.user):
+            n = round(n * len(p.user) / max(1, len(u)))
+        lengths.append(n)
+    return lengths
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,24 +440,32 @@ class Encoder:
                 add_special_tokens=False,
             )
             ctx_ids = {i: e.ids for i, e in zip(ctx_idx, enc_ctx, strict=True)}
-        seqs: list[list[int]] = []
-        lengths: list[int] = []
-        for i, e in enumerate(enc_users):
-            seqs.append(
-                assemble(
-                    e.ids,
-                    ctx_ids.get(i, []),
-                    budget,
-                    self._cls,
-                    self._sep,
-                    self.context_tokens,
-                )
-            )
-            n = len(e.ids)
-            if len(users[i]) < len(prompts[i].user):  # clipped: extrapolate by characters
-                n = round(n * len(prompts[i].user) / max(1, len(users[i])))
-            lengths.append(n)
-        return seqs, lengths
+        seqs = [
+            assemble(e.ids, ctx_ids.get(i, []), budget, self._cls, self._sep, self.context_tokens)
+            for i, e in enumerate(enc_users)
+        ]
+        return seqs, _user_lengths(prompts, users, enc_users)
+
+    def user_tokens(self, prompts: Sequence[PromptText]) -> list[int]:
+        """The untruncated user-turn lengths of :meth:`token_ids` at the encoder's budget,
+        without building the encoder's inputs (the head's length feature; tokenizer only)."""
+        users = [clip_chars(p.user, self.max_tokens) for p in prompts]
+        enc = self._tok.encode_batch(users, add_special_tokens=False)
+        return _user_lengths(prompts, users, enc)
+
+    def plain_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of ``texts`` without special tokens, truncation or padding."""
+        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens in the tokenizer's vocabulary (ids are ``0 .. vocab_size - 1``)."""
+        return int(self._tok.get_vocab_size())
+
+    @property
+    def special_ids(self) -> tuple[int, int, int]:
+        """``([CLS], [SEP], [PAD])`` token ids."""
+        return self._cls, self._sep, self._pad
 
     def encode(self, prompts: Sequence[PromptText], max_tokens: int | None = None) -> Encoded:
         """Embed ``prompts`` (blocking). Batches are length-sorted so padding stays small.

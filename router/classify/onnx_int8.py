@@ -184,14 +184,14 @@ def ensure_built(model_dir: Path, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     lock = cache_dir / (path.name + ".lock")
     with lock.open("a+b") as fh:
-        _lock(fh)
+        lock_file(fh)
         if not path.is_file():
             log.info("int8_encoder_build", file=path.name, note="once, a few seconds")
             build(model_dir, path)
     return path
 
 
-def _lock(fh: Any) -> None:
+def lock_file(fh: Any) -> None:
     """Take an exclusive lock on ``fh`` (released when it closes); a no-op without fcntl."""
     with contextlib.suppress(ImportError):
         import fcntl

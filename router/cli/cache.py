@@ -2,11 +2,17 @@
 
 ``router cache eval --pairs FILE.jsonl [--policy P] [--threshold T] [--json]`` embeds both sides
 of every labelled pair ``{"a", "b", "same"}`` with the classifier's encoder (all-MiniLM-L6-v2,
-offline), and reports, at the policy's ``cache.similarity_threshold`` and across a sweep:
+offline) and with the two-stage cache's first stage (static token embeddings distilled from it,
+:mod:`router.classify.static`), and reports, at the policy's thresholds and across a sweep of
+``cache.similarity_threshold``, for the pairs that the first stage lets through (static
+similarity >= ``cache.static_similarity_threshold``; ``--single-stage``: every pair):
 
 * the **hit rate** on true pairs (``same: true``): similarity >= threshold and no guard objects;
 * the **false-hit rate** on false pairs (``same: false``), overall and by ``kind``;
-* the same two rates from the similarity alone (no guards), to show what the guards add.
+* the same two rates from the similarity alone (no guards), to show what the guards add;
+* the first stage's recall: the share of the true pairs the transformer alone would hit that
+  the first stage passes on (it must be 100 %: a first-stage miss is a lost hit), and the share
+  of false pairs that reach the transformer (its cost on near misses).
 
 ``router cache pairs --out FILE.jsonl`` regenerates the rule-based pair set
 (:mod:`router.lab.pairs`).
@@ -71,6 +77,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="embed every prompt with the classifier's pass only (a longer prompt from its head "
         "and tail, which the gateway never serves from)",
+    )
+    ev.add_argument(
+        "--static-threshold", type=float, help="override the first stage's loose threshold"
+    )
+    ev.add_argument(
+        "--single-stage",
+        action="store_true",
+        help="the transformer alone (no first stage), as before the two-stage cache",
     )
     ev.add_argument("--device", default="cpu", help="encoder device: cpu, cuda or auto")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -137,6 +151,18 @@ def served_embeddings(
     return emb, kinds
 
 
+def static_embeddings(texts: Sequence[str], device: str = "cpu") -> npt.NDArray[np.float32]:
+    """The first stage's static embedding of each text (zeros for a text without one)."""
+    from router.classify.encoder import Encoder, default_model_dir, models_dir
+    from router.classify.static import StaticEmbedder, ensure_table
+
+    encoder = Encoder.load(device=device)
+    static = StaticEmbedder.load(encoder, ensure_table(encoder, default_model_dir(), models_dir()))
+    rows = static.embed(texts)
+    encoder.close()
+    return np.stack([r if r is not None else np.zeros(static.dim, np.float32) for r in rows])
+
+
 def rates(
     pairs: Sequence[Pair],
     sims: npt.NDArray[np.float32],
@@ -168,7 +194,7 @@ def rates(
     )
 
 
-def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
+def _settings(args: argparse.Namespace) -> CacheSettings:
     settings = CacheSettings()
     if args.policy is not None:
         from router.policy.load import load_policy
@@ -177,6 +203,11 @@ def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
         found = getattr(policy, "cache", None)
         if isinstance(found, CacheSettings):
             settings = found
+    return settings
+
+
+def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
+    settings = _settings(args)
     short = settings.similarity_threshold if args.threshold is None else float(args.threshold)
     turn = settings.turn_similarity_threshold
     return short, turn if args.turn_threshold is None else float(args.turn_threshold)
@@ -188,12 +219,15 @@ def evaluate(
     threshold: float,
     turn_threshold: float | None = None,
     turns: bool = True,
+    static_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Embed, compare and guard every pair as the gateway would; the report as a JSON-ready dict.
 
     A pair whose sides got embeddings of different kinds (or none) is a miss: the cache keeps
     the kinds in separate vector sets. ``turn_threshold`` applies to whole-turn pairs (default
-    ``threshold``); the sweep moves one threshold for every pair.
+    ``threshold``); the sweep moves one threshold for every pair. With ``static_threshold``, a
+    pair whose first-stage similarity is below it is a miss too (the two-stage cache never
+    asks the transformer about it).
     """
     texts = sorted({t for p in pairs for t in (p.a, p.b)})
     index = {t: i for i, t in enumerate(texts)}
@@ -206,6 +240,25 @@ def evaluate(
     turn_t = threshold if turn_threshold is None else turn_threshold
     per_pair = np.asarray([turn_t if k == "turn" else threshold for k in pair_kind], np.float32)
     guarded = [false_hit_reason(p.a, p.b) is not None for p in pairs]
+    first_stage: dict[str, Any] | None = None
+    if static_threshold is not None:
+        semb = static_embeddings(texts, device)
+        ssims = np.einsum("ij,ij->i", semb[ia], semb[ib]).astype(np.float32)
+        passed = ssims >= static_threshold
+        same = np.asarray([p.same for p in pairs])
+        unguarded = ~np.asarray(guarded)
+        single_hits = same & unguarded & (sims >= per_pair)
+        first_stage = {
+            "static_threshold": static_threshold,
+            "recall": float((single_hits & passed).sum() / max(1, single_hits.sum())),
+            "static_similarity_of_hits_min": float(ssims[single_hits].min())
+            if single_hits.any()
+            else None,
+            "false_pairs_confirmed": float(
+                (~same & unguarded & passed).sum() / max(1, (~same).sum())
+            ),
+        }
+        sims[~passed] = -1.0
     at = rates(pairs, sims, guarded, per_pair)
     at = Rates(**{**asdict(at), "threshold": threshold})
     return {
@@ -217,6 +270,7 @@ def evaluate(
         "pairs_by_embedding": {
             str(k): sum(1 for x in pair_kind if x == k) for k in ("classifier", "turn", None)
         },
+        "first_stage": first_stage,
         "at_threshold": asdict(at),
         "sweep": [asdict(rates(pairs, sims, guarded, t)) for t in SWEEP],
         "similarity_true_mean": float(sims[[p.same for p in pairs]].mean()),
@@ -236,7 +290,16 @@ def eval_cmd(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     short, turn = _thresholds(args)
-    report = evaluate(pairs, args.device, short, turn, turns=not args.no_turns)
+    static_t = (
+        None
+        if args.single_stage
+        else _settings(args).static_similarity_threshold
+        if args.static_threshold is None
+        else float(args.static_threshold)
+    )
+    report = evaluate(
+        pairs, args.device, short, turn, turns=not args.no_turns, static_threshold=static_t
+    )
     at = report["at_threshold"]
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -252,6 +315,14 @@ def eval_cmd(args: argparse.Namespace) -> int:
             f"(similarity alone: {_pct(at['hit_rate_no_guard'])} / "
             f"{_pct(at['false_hit_rate_no_guard'])})"
         )
+        fs = report["first_stage"]
+        if fs is not None:
+            print(
+                f"first stage at {fs['static_threshold']:.2f}: recall {_pct(fs['recall'])} of "
+                f"the transformer's hits (lowest static similarity of one: "
+                f"{fs['static_similarity_of_hits_min']}); false pairs confirmed "
+                f"{_pct(fs['false_pairs_confirmed'])}"
+            )
         kinds = ", ".join(f"{k} {_pct(v).strip()}" for k, v in at["false_hits_by_kind"].items())
         print(f"false hits by kind: {kinds}")
         print("\nthreshold  hit  false-hit   | similarity alone: hit  false-hit")

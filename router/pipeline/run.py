@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,7 @@ from router.cache.stage import (
     hit_completion,
     hit_decision,
 )
-from router.classify.base import Classification, TurnEmbedder
+from router.classify.base import Classification, Confirmation, TurnEmbedder, TwoStageEmbedder
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError
@@ -113,12 +114,38 @@ async def _share_thresholds(
     return share_thresholds(tuple(t.min_score for t in plan.eligible), top)
 
 
+async def _semantic_lookup(
+    services: Services, req: ChatRequest, cache: CacheStage, classification: Classification
+) -> CacheHit | None:
+    """Stage 6 with the best embedding the classifier offers (see :func:`_cache_embedding`)."""
+    embedder = services.classifier
+    if isinstance(embedder, TwoStageEmbedder):
+        try:
+            vector = classification.static_embedding
+            if vector is None and cache.wants_static:
+                vector = embedder.embed_static(req)
+        except Exception as exc:  # a cache miss, never a failed request
+            services.counters["classifier_errors"] += 1
+            log.warning("cache_embedding_failed", error=repr(exc))
+            vector = None
+        if vector is not None:
+            turns = cache.request.settings.semantic_turns
+
+            async def confirm(candidates: Sequence[str]) -> list[Confirmation | None]:
+                return await embedder.confirm(req, candidates, classification, turns)
+
+            return await cache.semantic(vector, "static", confirm)
+    embedding, kind = await _cache_embedding(services, req, cache, classification)
+    return await cache.semantic(embedding, kind)
+
+
 async def _cache_embedding(
     services: Services, req: ChatRequest, cache: CacheStage, classification: Classification
 ) -> tuple[npt.NDArray[np.float32] | None, EmbeddingKind]:
-    """The semantic cache's embedding of the prompt and its kind: the classifier's own when it
-    covered the whole last turn (no extra cost), otherwise, when the cache would use one, an
-    extra whole-turn encoder pass (None for a turn past its cap, or when it fails)."""
+    """The single-stage cache's embedding (a classifier without a static first stage): the
+    classifier's own when it covered the whole last turn (no extra cost), otherwise, when the
+    cache would use one, an extra whole-turn encoder pass (None for a turn past its cap, or
+    when it fails)."""
     if classification.embedding is not None:
         return classification.embedding, "classifier"
     embedder = services.classifier
@@ -200,8 +227,7 @@ async def _route(
     hit = await cache.exact() if cache is not None else None
     classification = await _classify(services, req) if plan.needs_score and not hit else None
     if hit is None and cache is not None and classification is not None:
-        embedding, kind = await _cache_embedding(services, req, cache, classification)
-        hit = await cache.semantic(embedding, kind)  # stage 6
+        hit = await _semantic_lookup(services, req, cache, classification)  # stage 6
     if hit is not None:
         run = Run(
             ctx, loaded.hash, req, hit_decision(policy, loaded.hash, plan, hit), classification

@@ -13,6 +13,9 @@ Redis Cluster too.
                                          each element's attributes hold its entry (JSON)
 ``rc:{T}:vz:<scope>``                    sorted set: element -> time stored (Unix seconds),
                                          the age index used for TTL and size-cap eviction
+``rc:{T}:vt:<scope>``, ``rc:{T}:vtz:``   the same for whole-turn embeddings (longer prompts)
+``rc:{T}:vq:<scope>``, ``rc:{T}:vqz:``   the same for first-stage static embeddings (the
+                                         two-stage cache; the transformer confirms a hit)
 =======================================  ==================================================
 
 ``T`` is the tenant, kept readable when it is short and plain, else replaced by a hash (so a
@@ -155,6 +158,17 @@ def turn_vector_set_key(tenant: str, scope: str) -> str:
 def turn_age_index_key(tenant: str, scope: str) -> str:
     """The age index (see :func:`age_index_key`) of :func:`turn_vector_set_key`."""
     return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vtz:{scope}"
+
+
+def static_vector_set_key(tenant: str, scope: str) -> str:
+    """The semantic vector set of ``scope`` for first-stage static embeddings
+    (:mod:`router.classify.static`), searched for candidates that the transformer confirms."""
+    return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vq:{scope}"
+
+
+def static_age_index_key(tenant: str, scope: str) -> str:
+    """The age index (see :func:`age_index_key`) of :func:`static_vector_set_key`."""
+    return f"{CACHE_PREFIX}:{{{tenant_tag(tenant)}}}:vqz:{scope}"
 
 
 def tenant_pattern(tenant: str) -> str:

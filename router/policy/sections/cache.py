@@ -34,6 +34,19 @@ class CacheSettings(BaseModel):
     """The same for a prompt longer than the classifier's token budget, which gets a whole-turn
     embedding of its own (up to 320 tokens). Chosen on ``tests/data/cache_pairs_long.jsonl``;
     see ``docs/caching.md``."""
+    static_similarity_threshold: Annotated[float, Field(gt=-1, le=1)] = 0.5
+    """The first stage's loose threshold: a cached prompt whose static embedding (token vectors
+    distilled from the same MiniLM, :mod:`router.classify.static`) is at least this similar to
+    the new one is a candidate, which the transformer then checks against
+    ``similarity_threshold`` / ``turn_similarity_threshold`` and the guards. Below it, a lookup
+    is a miss without any transformer pass. Chosen on the repository's pair sets so that no
+    true pair the transformer accepts falls below it; see ``docs/caching.md``."""
+    static_candidates: Annotated[int, Field(gt=0, le=16)] = 1
+    """How many nearest first-stage entries a lookup considers: each one above the loose
+    threshold that passes the guards is confirmed (in one transformer call). 1 is top-1, as the
+    single-stage cache searched; more finds a paraphrase that the static ranking puts behind a
+    near miss, but each candidate costs a guard check (0.1-0.2 ms of CPU) on every lookup
+    that finds near prompts, hit or not: with template-like traffic, that is most of them."""
     max_entries_per_scope: Annotated[int, Field(gt=0)] = 10_000
     """Size cap of one semantic scope (vector set); the oldest entries go first."""
     cache_nonzero_temperature: bool = False

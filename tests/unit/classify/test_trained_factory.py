@@ -10,7 +10,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from router.classify.encoder import Encoder
+from router.classify.encoder import MODELS_DIR_ENV, Encoder
 from router.classify.factory import FallbackClassifier, build_classifier
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead
@@ -50,6 +50,7 @@ async def test_classify_returns_score_and_embedding(scorer: Scorer) -> None:
     assert c.latency_s > 0
     direct = scorer.score_prompts([prompt_from_request(_req("write python code to sum 1 2 3"))])
     assert c.score == pytest.approx(direct[0].score, abs=1e-6)
+    assert direct[0].embedding is not None
     np.testing.assert_allclose(c.embedding, direct[0].embedding, atol=1e-6)
 
 
@@ -74,6 +75,7 @@ async def test_chat_context_is_part_of_the_input(scorer: Scorer) -> None:
     ]
     chat = _req("make it faster", history)
     with_ctx = scorer.score_prompts([prompt_from_request(chat)])[0]
+    assert plain.embedding is not None and with_ctx.embedding is not None
     assert not np.allclose(plain.embedding, with_ctx.embedding)
 
 
@@ -116,7 +118,11 @@ async def test_factory_falls_back_when_the_model_is_missing(tmp_path: Path) -> N
     await clf.aclose()
 
 
-async def test_factory_loads_a_trained_model(tiny_bert_dir: Path, tmp_path: Path) -> None:
+async def test_factory_loads_a_trained_model(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tiny encoder's static table goes to a private models directory, not the user's
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path / "models"))
     _head(32).save(tmp_path)
     settings = ClassifierSettings(
         model_dir=str(tmp_path), encoder_dir=str(tiny_bert_dir), device="cpu", max_tokens=16
@@ -128,3 +134,4 @@ async def test_factory_loads_a_trained_model(tiny_bert_dir: Path, tmp_path: Path
     finally:
         await clf.aclose()
     assert c.embedding is not None and 0.0 <= c.score <= 1.0
+    assert clf.static is not None and list((tmp_path / "models").glob("*-static-*.npy"))

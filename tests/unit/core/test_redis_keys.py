@@ -24,6 +24,8 @@ PINNED: list[tuple[Callable[[], object], str]] = [
     (lambda: keys.vector_set_key("acme", "s0"), "rc:{acme}:vs:s0"),
     (lambda: keys.age_index_key("acme", "s0"), "rc:{acme}:vz:s0"),
     (lambda: keys.turn_vector_set_key("acme", "s0"), "rc:{acme}:vt:s0"),
+    (lambda: keys.static_vector_set_key("acme", "s0"), "rc:{acme}:vq:s0"),
+    (lambda: keys.static_age_index_key("acme", "s0"), "rc:{acme}:vqz:s0"),
     (lambda: keys.turn_age_index_key("acme", "s0"), "rc:{acme}:vtz:s0"),
     (lambda: keys.tenant_pattern("a*b"), "rc:{h-1ee0c5d02f032a13d511}:*"),
     (lambda: keys.tenant_pattern("team:a@b.c"), "rc:{team:a@b.c}:*"),
