@@ -81,16 +81,26 @@ WEIGHTS = (-2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0)
 LEARNED_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 
 
-def candidates(components: Sequence[str], wide: bool) -> list[Pick]:
-    """``wide``: length, minus length, every component alone (either sign) and added to length
-    at either sign. Otherwise only the priors: length plus a positive weight of a learned
-    direction or of the structure sum (the signs the fits and the prior give)."""
-    if not wide:
-        priors = [k for k in components if k in LEARNED or k in ("structure", "questions")]
+PRIORS = ("learned", "structure", "questions", "stem")
+"""What ``--priors`` may name: the learned directions, the structure sum and the question-mark
+count (each added to length at a positive weight), and the stem length as the length column."""
+
+
+def candidates(components: Sequence[str], priors: Sequence[str] = ()) -> list[Pick]:
+    """Without ``priors`` (the wide set): length, minus length, every component alone (either
+    sign) and added to length at either sign. With ``priors`` (a subset of :data:`PRIORS`):
+    only length plus a positive weight of each named prior, with the stem length as an
+    alternative length column if ``stem`` is named."""
+    if priors:
+        keep = [
+            k for k in components
+            if (k in LEARNED and "learned" in priors) or (k in priors and k != "stem")
+        ]  # fmt: skip
+        bases = ("length", "stem length") if "stem" in priors else ("length",)
         return [
             Pick(1.0, k, w, base)
-            for base in ("length", "stem length")
-            for k, w in [("-", 0.0), *((k, w) for k in priors for w in LEARNED_WEIGHTS)]
+            for base in bases
+            for k, w in [("-", 0.0), *((k, w) for k in keep for w in LEARNED_WEIGHTS)]
         ]
     out = [LENGTH, Pick(-1.0, "-", 0.0)]
     for k in components:
@@ -108,13 +118,13 @@ class Lab:
         types: npt.NDArray[np.str_],
         spread: F64,
         stem: F64,
-        wide: bool = True,
+        priors: Sequence[str] = (),
     ) -> None:
         """``types`` per row from :func:`prompt_type`; ``spread`` from :func:`option_spread`;
         ``stem``: per row, the share of the user turn before the options (1 when not
-        multiple choice); ``wide``: the candidate set (:func:`candidates`)."""
+        multiple choice); ``priors``: the candidate set (:func:`candidates`)."""
         self.d = design
-        self.wide = wide
+        self.priors = tuple(priors)
         self.types = types
         self.names = design.names()
         self.rows = {f: design.units == f for f in self.names}
@@ -222,7 +232,7 @@ def choose(lab: Lab, gate: dict[str, str], train: Sequence[str]) -> dict[str, Pi
         gains: dict[Pick, list[float]] = {}
         for f in fams:
             inner = [u for u in train if u != f]
-            for c in candidates(comps, lab.wide):
+            for c in candidates(comps, lab.priors):
                 s = lab.score({group: c}, gate, inner, f)
                 gains.setdefault(c, []).append(lab.apgr_rows(s, f) - lab.base[f])
         picks[group] = max(gains, key=lambda c: _key(gains[c], c))
@@ -318,7 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--embeddings-cache", type=Path)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--priors-only", action="store_true", help="only length + learned/structure")
+    p.add_argument(
+        "--priors", nargs="*", choices=PRIORS, default=[],
+        help="only length plus these priors (default: the wide candidate set)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     corpus = load_corpus(args.data, parse_pair_overrides(args.pair))
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
@@ -328,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     types = np.asarray([prompt_type(q) for q in prompts], dtype=np.str_)
     spread = np.asarray([-option_spread(q) for q in prompts])  # alike options: harder
     stem = np.asarray([stem_share(q) for q in prompts])
-    lab = Lab(design, types, spread, stem, wide=not args.priors_only)
+    lab = Lab(design, types, spread, stem, args.priors)
     result = run(lab)
     if args.json:
         print(json.dumps(result, indent=1))
