@@ -44,13 +44,29 @@ from router.classify.lofo import F64, fit_direction
 from router.classify.metrics import apgr, pgr_curve
 
 MIN_SHARE = 0.2
+FIXED = "length only"
+"""A group that always keeps prompt length (no weights are chosen for it)."""
 """A family informs a type's choice when at least this share of its rows is of that type."""
 GATES: dict[str, dict[str, str]] = {
     "one type": {"choice": "all", "code": "all", "math": "all", "open": "all"},
     "three types": {"choice": "choice", "code": "code", "math": "other", "open": "other"},
     "four types": {"choice": "choice", "code": "code", "math": "math", "open": "open"},
+    "three types, choice at length": {
+        "choice": FIXED,
+        "code": "code",
+        "math": "other",
+        "open": "other",
+    },
+    "four types, choice at length": {
+        "choice": FIXED,
+        "code": "code",
+        "math": "math",
+        "open": "open",
+    },
 }
-"""Each gate maps :func:`prompt_type` to the group that shares one set of weights."""
+"""Each gate maps :func:`prompt_type` to the group that shares one set of weights. The
+"choice at length" gates keep multiple-choice prompts on length alone: the previous session's
+runs found the learned signals hurting the multiple-choice families (docs/routing.md)."""
 STATIC = ("questions", "math", "code", "steps", "constraints", "digit_share", "log_chars")
 LEARNED = {
     "ridge features": Learned(0.0, False, 1e4, True),
@@ -226,7 +242,7 @@ def choose(lab: Lab, gate: dict[str, str], train: Sequence[str]) -> dict[str, Pi
     picks: dict[str, Pick] = {}
     for group in dict.fromkeys(gate.values()):
         fams = [f for f in train if lab.share(f, gate, group) >= MIN_SHARE]
-        if not fams:
+        if not fams or group == FIXED:
             picks[group] = LENGTH
             continue
         gains: dict[Pick, list[float]] = {}
@@ -299,12 +315,12 @@ def table(result: dict[str, object], names: Sequence[str]) -> str:
     """Rows per gate (held out, in-sample choice) beside length; worst gain and mean."""
     base = result["length"]
     assert isinstance(base, dict)
-    lines = [f"{'candidate':<34}" + "".join(f"{n[:8]:>9}" for n in names) + "   worst    mean"]
+    lines = [f"{'candidate':<48}" + "".join(f"{n[:8]:>9}" for n in names) + "   worst    mean"]
 
     def row(label: str, r: dict[str, float]) -> None:
         worst = min(r[n] - base[n] for n in names)
         lines.append(
-            f"{label:<34}" + "".join(f"{r[n]:>9.3f}" for n in names)
+            f"{label:<48}" + "".join(f"{r[n]:>9.3f}" for n in names)
             + f"  {worst:+.3f}  {np.mean([r[n] for n in names]):.3f}"
         )  # fmt: skip
 
