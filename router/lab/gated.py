@@ -1,6 +1,6 @@
 """A type-gated head, leave one family out, with the weight choice nested (lab tooling).
 
-Each prompt gets a type from its format alone (:func:`router.classify.gate.prompt_type`). Within
+Each prompt gets a type from its format alone (:func:`router.lab.gate.prompt_type`). Within
 type ``t`` the score is ``b_t * z(log tokens) + w_t * z_t(component_t)``: the length prior with a
 per-type sign or weight, plus one component (a cheap feature, the option spread of a
 multiple-choice prompt, or a learned ridge direction fitted on the training families), each
@@ -39,9 +39,9 @@ from router.classify.design import Design, Learned, corpus_design, encode_outcom
 from router.classify.design import columns as learned_columns
 from router.classify.encoder import Encoder
 from router.classify.features import FEATURE_NAMES
-from router.classify.gate import option_spread, prompt_type, stem_share
 from router.classify.lofo import F64, fit_direction
 from router.classify.metrics import apgr, pgr_curve
+from router.lab.gate import option_spread, prompt_type, stem_share
 
 MIN_SHARE = 0.2
 FIXED = "length only"

@@ -1,7 +1,7 @@
 """Gradient-boosted trees on the cheap features, leave one family out, nested (lab tooling).
 
 A non-linear learned part: scikit-learn's ``HistGradientBoostingRegressor`` on the 11 features,
-the prompt-format type (:func:`router.classify.gate.prompt_type`, one-hot), the option spread of
+the prompt-format type (:func:`router.lab.gate.prompt_type`, one-hot), the option spread of
 a multiple-choice prompt and, optionally, the first principal components of the embedding. The
 target is the strong model's gain standardised within each family (``train.py``'s "gain",
 optionally mixed with the pair-free difficulty); rows are weighted so that every family counts
@@ -36,8 +36,8 @@ from router.classify.design import (
     target_and_weight,
 )
 from router.classify.encoder import Encoder
-from router.classify.gate import PROMPT_TYPES, option_spread, prompt_type
 from router.classify.lofo import F64, family_apgr
+from router.lab.gate import PROMPT_TYPES, option_spread, prompt_type
 
 LAMBDAS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from router.classify.gate import (
+from router.classify.inputs import PromptText
+from router.lab.gate import (
     PROMPT_TYPES,
     option_spread,
     options,
     prompt_type,
     stem_share,
 )
-from router.classify.inputs import PromptText
 
 MMLU = "Find the degree of Q(sqrt(2)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:"
 ARC = (

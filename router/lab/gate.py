@@ -2,8 +2,9 @@
 
 The signals that transfer across families split by format (docs/routing.md, "Everything tried"):
 what marks a hard multiple-choice question is not what marks a hard coding or open-ended
-request. A type-gated head (:mod:`router.classify.head`) keeps one set of weights per type, each
-chosen by leave-one-family-out validation on the training families of that type.
+request. A type-gated head (:mod:`router.lab.gated`) keeps one set of weights per type, each
+chosen by leave-one-family-out validation on the training families of that type. Lab tooling:
+the shipped head does not read it (docs/routing.md, "Type-gated heads").
 
 Types, first match wins:
 
