@@ -65,7 +65,7 @@ function setup(thread)
   tid = tid + 1
 end
 function init(args)
-  model, auth, delay_ms = args[1], args[2], tonumber(args[3])
+  model, auth, delay_ms, tag = args[1], args[2], tonumber(args[3]), args[4] or ""
   counter = 0
   wrk.method = "POST"
   wrk.headers["content-type"] = "application/json"
