@@ -165,49 +165,110 @@ def _entity(token: str) -> str:
     return t.rstrip("'’-")
 
 
+class _Prompt:
+    """One prompt's guarded features, each computed on first use: :func:`false_hit_reason`
+    stops at the first difference, and most refusals (numbers) need only the cheapest part."""
+
+    __slots__ = ("_lowered", "_numbers", "_prose", "_words", "code_spans", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.code_spans = {
+            " ".join(m.group(0).strip("`").split()) for m in _BACKTICK.finditer(text)
+        }
+        self._prose: str | None = None
+        self._lowered: str | None = None
+        self._words: list[str] | None = None
+        self._numbers: Counter[str] | None = None
+
+    @property
+    def prose(self) -> str:
+        if self._prose is None:
+            self._prose = _BACKTICK.sub(" ", self.text)
+        return self._prose
+
+    @property
+    def lowered(self) -> str:
+        if self._lowered is None:
+            self._lowered = self.prose.lower().replace("n't", " not").replace("n’t", " not")
+        return self._lowered
+
+    @property
+    def word_list(self) -> list[str]:
+        if self._words is None:
+            self._words = [w.strip("'’") for w in _WORD.findall(self.lowered)]
+        return self._words
+
+    def numbers(self) -> Counter[str]:
+        if self._numbers is None:
+            numbers = Counter(_number(m.group(0)) for m in _NUMBER.finditer(self.prose))
+            numbers.update(f"{_NUMBER_WORDS[w]:g}" for w in self.word_list if w in _NUMBER_WORDS)
+            self._numbers = numbers
+        return self._numbers
+
+    def operators(self) -> Counter[str]:
+        operators = Counter(m.group(1) for m in _OPERATOR.finditer(self.prose))
+        operators.update(_OPERATOR_WORDS[w] for w in self.word_list if w in _OPERATOR_WORDS)
+        return operators
+
+    def units(self) -> frozenset[str]:
+        units = set()
+        previous = ""
+        for w in self.word_list:
+            unit = _UNITS.get(w)
+            if unit is not None and (
+                unit not in _TIME_UNITS or previous.isdigit() or previous in _NUMBER_WORDS
+            ):
+                units.add(unit)
+            previous = w
+        for m in _TIMED.finditer(self.lowered):
+            units.add(_UNITS[m.group(1)])
+        symbols = _SYMBOL.findall(self.prose)
+        units.update(_UNITS[s.lower()] for s in symbols if s.lower() in _UNITS)
+        return frozenset(units)
+
+    def entities(self) -> frozenset[str]:
+        entities = {
+            _entity(m.group(1))
+            for m in _CAPITALISED.finditer(self.prose)
+            if _entity(m.group(1)) not in _OPENERS and len(m.group(1)) > 1
+        }
+        entities -= _NOT_ENTITIES
+        return frozenset(e for e in entities if e)
+
+    def words(self) -> frozenset[str]:
+        tokens = [*self.word_list, *_TOKEN.findall(self.lowered)]
+        return frozenset(_entity(w) for w in tokens)
+
+    def code(self) -> frozenset[str]:
+        return frozenset(self.code_spans | {m.group(0) for m in _CODE_TOKEN.finditer(self.prose)})
+
+    def negations(self) -> Counter[str]:
+        return Counter(_NEGATIONS[w] for w in self.word_list if w in _NEGATIONS)
+
+    def polarity(self) -> frozenset[str]:
+        return frozenset(w for w in self.word_list if w in _POLAR_WORDS)
+
+
+_TIMED = re.compile(
+    r"\d+\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b"
+)
+_SYMBOL = re.compile(r"[$€£¥%]|°[cCfF]")
+_NOT_ENTITIES = frozenset(_UNITS) | frozenset(_NUMBER_WORDS) | frozenset(_NEGATIONS)
+
+
 def features(text: str) -> Features:
     """Extract the guarded features of ``text``."""
-    code = {" ".join(m.group(0).strip("`").split()) for m in _BACKTICK.finditer(text)}
-    prose = _BACKTICK.sub(" ", text)
-    code.update(m.group(0) for m in _CODE_TOKEN.finditer(prose))
-    lowered = prose.lower().replace("n't", " not").replace("n’t", " not")
-    words = [w.strip("'’") for w in _WORD.findall(lowered)]
-    numbers = Counter(_number(m.group(0)) for m in _NUMBER.finditer(prose))
-    numbers.update(f"{_NUMBER_WORDS[w]:g}" for w in words if w in _NUMBER_WORDS)
-    operators = Counter(m.group(1) for m in _OPERATOR.finditer(prose))
-    operators.update(_OPERATOR_WORDS[w] for w in words if w in _OPERATOR_WORDS)
-    symbols = re.findall(r"[$€£¥%]|°[cCfF]", prose)
-    units = set()
-    previous = ""
-    for w in words:
-        unit = _UNITS.get(w)
-        if unit is not None and (
-            unit not in _TIME_UNITS or previous.isdigit() or previous in _NUMBER_WORDS
-        ):
-            units.add(unit)
-        previous = w
-    for m in re.finditer(
-        r"\d+\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b", lowered
-    ):
-        units.add(_UNITS[m.group(1)])
-    units.update(_UNITS[s.lower()] for s in symbols if s.lower() in _UNITS)
-    entities = {
-        _entity(m.group(1))
-        for m in _CAPITALISED.finditer(prose)
-        if _entity(m.group(1)) not in _OPENERS and len(m.group(1)) > 1
-    }
-    entities -= set(_UNITS) | set(_NUMBER_WORDS) | set(_NEGATIONS)
-    negations = Counter(_NEGATIONS[w] for w in words if w in _NEGATIONS)
-    polarity = frozenset(w for w in words if w in _POLAR_WORDS)
+    p = _Prompt(text)
     return Features(
-        numbers=numbers,
-        operators=operators,
-        units=frozenset(units),
-        entities=frozenset(e for e in entities if e),
-        words=frozenset(_entity(w) for w in [*words, *_TOKEN.findall(lowered)]),
-        code=frozenset(code),
-        negations=negations,
-        polarity=polarity,
+        numbers=p.numbers(),
+        operators=p.operators(),
+        units=p.units(),
+        entities=p.entities(),
+        words=p.words(),
+        code=p.code(),
+        negations=p.negations(),
+        polarity=p.polarity(),
     )
 
 
@@ -259,26 +320,28 @@ def _swapped_word(a: str, b: str) -> bool:
 
 
 def false_hit_reason(cached: str, new: str) -> str | None:
-    """Why ``cached`` and ``new`` must not share an answer, or None when no guard objects."""
+    """Why ``cached`` and ``new`` must not share an answer, or None when no guard objects.
+
+    The checks run in a fixed order and each feature is extracted only when its check is
+    reached, so the first difference ends the comparison cheaply."""
     if cached == new:
         return None
-    a, b = features(cached), features(new)
-    if a.numbers != b.numbers:
+    a, b = _Prompt(cached), _Prompt(new)
+    if a.numbers() != b.numbers():
         return "numbers differ"
-    if a.operators != b.operators:
+    if a.operators() != b.operators():
         return "operators differ"
-    if a.units != b.units:
+    if a.units() != b.units():
         return "units differ"
-    if not a.entities <= b.words or not b.entities <= a.words:
+    if not a.entities() <= b.words() or not b.entities() <= a.words():
         return "named entities differ"
-    if a.code != b.code:
+    if a.code() != b.code():
         return "code differs"
-    if a.negations != b.negations:
+    if a.negations() != b.negations():
         return "negation differs"
+    pa, pb = a.polarity(), b.polarity()
     for x, y in _OPPOSITES:
-        if (x in a.polarity and y in b.polarity and y not in a.polarity) or (
-            y in a.polarity and x in b.polarity and x not in a.polarity
-        ):
+        if (x in pa and y in pb and y not in pa) or (y in pa and x in pb and x not in pa):
             return "polarity differs"
     if _single_substitution(cached, new):
         return "one content word differs"

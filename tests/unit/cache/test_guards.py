@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from router.cache.guards import false_hit_reason
+from router.cache.guards import (
+    _OPPOSITES,
+    _single_substitution,
+    _swapped_word,
+    false_hit_reason,
+    features,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.mark.parametrize(
@@ -97,3 +108,55 @@ def test_swap_guard_leaves_short_prompts_to_the_old_rules() -> None:
     assert (
         false_hit_reason("Tips for growing tomatoes indoors", "How to grow tomatoes inside") is None
     )
+
+
+def _eager_reason(cached: str, new: str) -> str | None:
+    """The guards' verdict from every feature of both prompts, computed up front: what
+    :func:`false_hit_reason` decided before it extracted features lazily."""
+    if cached == new:
+        return None
+    a, b = features(cached), features(new)
+    checks = [
+        (a.numbers != b.numbers, "numbers differ"),
+        (a.operators != b.operators, "operators differ"),
+        (a.units != b.units, "units differ"),
+        (not a.entities <= b.words or not b.entities <= a.words, "named entities differ"),
+        (a.code != b.code, "code differs"),
+        (a.negations != b.negations, "negation differs"),
+    ]
+    for failed, reason in checks:
+        if failed:
+            return reason
+    for x, y in _OPPOSITES:
+        if (x in a.polarity and y in b.polarity and y not in a.polarity) or (
+            y in a.polarity and x in b.polarity and x not in a.polarity
+        ):
+            return "polarity differs"
+    if _single_substitution(cached, new):
+        return "one content word differs"
+    if _swapped_word(cached, new):
+        return "a content word was swapped"
+    return None
+
+
+def test_lazy_verdicts_equal_the_eager_ones_on_every_checked_in_pair() -> None:
+    """Extracting a feature only when its check is reached changes no verdict: every pair of
+    the checked-in sets, both ways round, and variants that trip each kind of guard."""
+    seen: dict[str | None, int] = {}
+    for path in sorted(DATA.glob("cache_pairs*.jsonl")):
+        for line in path.read_text().splitlines():
+            pair = json.loads(line)
+            a, b = pair["a"], pair["b"]
+            for x, y in (
+                (a, b),
+                (b, a),
+                (a, a + " not"),
+                (a, a.replace("1", "2")),
+                (a, f"The {a} in `f(x)` for 5 km"),
+                (a, a.replace("e", "E")),
+                (f"{a} 3 + 4", f"{a} 3 * 4"),
+            ):
+                reason = false_hit_reason(x, y)
+                assert reason == _eager_reason(x, y), (x, y)
+                seen[reason] = seen.get(reason, 0) + 1
+    assert len(seen) == 10, seen  # every guard and None were exercised
