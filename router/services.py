@@ -29,6 +29,7 @@ from router.policy.schema import Policy
 from router.policy.sections.classifier import ClassifierSettings
 from router.policy.store import PolicyStore
 from router.redis.client import RedisHandle, connect_redis
+from router.redis.mux import RedisMux
 from router.route.share import LocalScoreWindow, ScoreWindow
 from router.route.share_redis import RedisScoreWindow
 from router.settings import Settings, default_data_dir
@@ -92,6 +93,8 @@ class Services:
     """Shadow labels and shared heads; None without Redis."""
     head_dir: str | None = None
     """The promoted head this process serves instead of the policy's ``model_dir``."""
+    mux: RedisMux | None = None
+    """The multiplexed connection of the budget scripts and the cache (None: redis-py's)."""
 
     @classmethod
     async def start(
@@ -107,7 +110,10 @@ class Services:
         classifier = await asyncio.to_thread(build_classifier, store.current.policy.classifier)
         redis = await _connect_redis(settings)
         keys = RedisKeyStore(redis.client) if redis is not None else None
-        budgets = Budgets(redis.client if redis is not None else None)
+        # The request path's budget scripts and cache commands go through one multiplexed
+        # connection per worker (router/redis/mux.py); the rest keeps redis-py's pool.
+        mux = RedisMux.for_client(redis.client) if redis is not None else None
+        budgets = Budgets(redis.client if redis is not None else None, mux)
         spool = _open_spool(settings)
         ledger = Ledger(redis.client if redis is not None else None, budgets, spool, tasks)
         if spool is not None:
@@ -124,7 +130,8 @@ class Services:
             budgets=budgets,
             ledger=ledger,
             observability=Observability.start(redis.client if redis else None, budgets, settings),
-            cache=ResponseCache(redis.client, tasks=tasks) if redis is not None else None,
+            cache=ResponseCache(mux or redis.client, tasks=tasks) if redis is not None else None,
+            mux=mux,
             tasks=tasks,
             tokens=TokenCounter(lambda: backends.local),
         )
@@ -231,6 +238,8 @@ class Services:
         self.embedders.close()
         await self.backends.aclose()
         await self.http.close()
+        if self.mux is not None:
+            await self.mux.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 

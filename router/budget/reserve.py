@@ -28,6 +28,7 @@ from router.errors import BudgetBusy, BudgetExceeded, RateLimited, ServiceUnavai
 from router.policy.sections.budgets import BudgetSettings
 from router.redis import keys as bk
 from router.redis.client import RedisClient
+from router.redis.mux import RedisMux
 
 log = structlog.get_logger("router.budget")
 MAX_CONCURRENT_CALLS = 48
@@ -104,9 +105,12 @@ def _no_room(
 class Budgets:
     """Reserve, settle and release against Redis (``redis=None``: the store is unreachable)."""
 
-    def __init__(self, redis: RedisClient | None) -> None:
+    def __init__(self, redis: RedisClient | None, fast: RedisMux | None = None) -> None:
         self.redis: Any = redis
         """The client (typed loosely: redis-py's stubs do not know ``decode_responses``)."""
+        self.scripts: Any = fast if fast is not None and redis is not None else redis
+        """What runs the scripts: the worker's :class:`RedisMux` to the same server when there
+        is one (a command costs a tenth of the CPU), else ``redis``."""
         self._sha: dict[str, str] = {}
         self._allowance = _Allowance()
         self.errors = 0
@@ -118,7 +122,7 @@ class Budgets:
 
     async def _load(self, name: str, source: str) -> str:
         assert self.redis is not None
-        sha: str = await self.redis.script_load(source)
+        sha: str = await self.scripts.script_load(source)
         self._sha[name] = sha
         return sha
 
@@ -133,10 +137,10 @@ class Budgets:
         async with self.gate:
             sha = await self.sha(name, source)
             try:
-                return await self.redis.evalsha(sha, len(keys), *keys, *args)
+                return await self.scripts.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
                 sha = await self._load(name, source)
-                return await self.redis.evalsha(sha, len(keys), *keys, *args)
+                return await self.scripts.evalsha(sha, len(keys), *keys, *args)
 
     async def reserve(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from router.cache.entry import CacheEntry
 from router.redis import keys
-from router.redis.client import RedisClient
+from router.redis.mux import CommandClient
 
 
 class ExactCache:
@@ -13,7 +13,7 @@ class ExactCache:
     Errors propagate; :class:`router.cache.service.ResponseCache` turns them into misses.
     """
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: CommandClient) -> None:
         self._redis = redis
 
     async def get(self, tenant: str, digest: str) -> CacheEntry | None:

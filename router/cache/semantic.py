@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from router.cache.entry import CacheEntry
 from router.redis import keys
-from router.redis.client import RedisClient
+from router.redis.mux import CommandClient
 
 EmbeddingKind = Literal["classifier", "turn", "static"]
 """Which embedding a vector is: ``classifier``, the classifier's own pass (the whole last turn
@@ -128,7 +128,7 @@ class SemanticCache:
     misses). Similarities are cosine similarities in [-1, 1] (``VSIM`` scores are
     ``(1 + cos) / 2``)."""
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: CommandClient) -> None:
         self._redis = redis
         self._store = redis.register_script(_STORE)
 

@@ -38,7 +38,7 @@ from router.classify.base import Confirmation
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
-from router.redis.client import RedisClient
+from router.redis.mux import CommandClient
 from router.tasks import Tasks
 
 Confirm = Callable[[Sequence[str]], Awaitable[list[Confirmation | None]]]
@@ -127,7 +127,7 @@ class ResponseCache:
 
     def __init__(
         self,
-        redis: RedisClient,
+        redis: CommandClient,
         *,
         log_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,

@@ -72,11 +72,17 @@ def test_a_killed_replicas_holds_are_charged(tmp_path: Path) -> None:
         try:
 
             async def burst_and_kill() -> list[int]:
-                task = asyncio.create_task(_burst([g1.url, g2.url], secret, 60))
+                # The replica to be killed gets 10 requests first (the budget holds 17), the
+                # other 50 more: each replica sends its budget scripts down one connection, so
+                # in one simultaneous burst the first to reach Redis may take every hold, and
+                # the other refuses all it got (budget_busy) with no call in flight to kill.
+                doomed = asyncio.create_task(_burst([g2.url, g2.url], secret, 10))
+                await asyncio.to_thread(_wait_for_calls, mock, 8)
+                survivor = asyncio.create_task(_burst([g1.url, g1.url], secret, 50))
                 # kill once calls are in flight at the mock (each takes 1.5 s there)
-                await asyncio.to_thread(_wait_for_calls, mock, 12)
+                await asyncio.to_thread(_wait_for_calls, mock, 14)
                 g2.kill()
-                return await task
+                return [*await doomed, *await survivor]
 
             statuses = asyncio.run(burst_and_kill())
             served = sum(1 for s in statuses if s == 200)
