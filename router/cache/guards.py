@@ -339,9 +339,18 @@ def false_hit_reason(cached: str, new: str) -> str | None:
         return "code differs"
     if a.negations() != b.negations():
         return "negation differs"
-    pa, pb = a.polarity(), b.polarity()
+    return _wording_reason(cached, new, a.polarity(), b.polarity())
+
+
+def _wording_reason(
+    cached: str, new: str, polar_a: frozenset[str], polar_b: frozenset[str]
+) -> str | None:
+    """The last checks of :func:`false_hit_reason`: opposite polarity words, then a swapped
+    content word."""
     for x, y in _OPPOSITES:
-        if (x in pa and y in pb and y not in pa) or (y in pa and x in pb and x not in pa):
+        if (x in polar_a and y in polar_b and y not in polar_a) or (
+            y in polar_a and x in polar_b and x not in polar_a
+        ):
             return "polarity differs"
     if _single_substitution(cached, new):
         return "one content word differs"

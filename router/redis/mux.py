@@ -27,7 +27,6 @@ A caller cancelled while it waits leaves its reply to be read and dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections import deque
 from collections.abc import Callable
@@ -241,8 +240,6 @@ class RedisMux:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             conn.fail(RedisConnectionError("connection closed"))
-            with contextlib.suppress(Exception):
-                await asyncio.sleep(0)
 
 
 CommandClient: TypeAlias = "RedisClient | RedisMux"

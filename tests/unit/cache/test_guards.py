@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from router.cache.guards import (
-    _OPPOSITES,
-    _single_substitution,
-    _swapped_word,
-    false_hit_reason,
-    features,
-)
+from router.cache.guards import _wording_reason, false_hit_reason, features
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -127,16 +121,7 @@ def _eager_reason(cached: str, new: str) -> str | None:
     for failed, reason in checks:
         if failed:
             return reason
-    for x, y in _OPPOSITES:
-        if (x in a.polarity and y in b.polarity and y not in a.polarity) or (
-            y in a.polarity and x in b.polarity and x not in a.polarity
-        ):
-            return "polarity differs"
-    if _single_substitution(cached, new):
-        return "one content word differs"
-    if _swapped_word(cached, new):
-        return "a content word was swapped"
-    return None
+    return _wording_reason(cached, new, a.polarity, b.polarity)
 
 
 def test_lazy_verdicts_equal_the_eager_ones_on_every_checked_in_pair() -> None:
