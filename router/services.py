@@ -129,7 +129,9 @@ class Services:
             keys=keys,
             budgets=budgets,
             ledger=ledger,
-            observability=Observability.start(redis.client if redis else None, budgets, settings),
+            observability=Observability.start(
+                redis.client if redis else None, budgets, settings, mux
+            ),
             cache=ResponseCache(mux or redis.client, tasks=tasks) if redis is not None else None,
             mux=mux,
             tasks=tasks,

@@ -11,7 +11,8 @@ round trip.
 Vector-set elements have no TTL of their own, so a sorted set ``rc:{T}:vz:<scope>`` indexes each
 element by the time it was stored. Every store runs one Lua script that adds the element,
 removes the elements older than the TTL (at most 256 a call) and pops the oldest ones beyond the
-size cap, then refreshes the TTL of both keys, so an idle scope disappears as a whole. A lookup
+size cap, then refreshes the TTL of both keys, so an idle scope disappears as a whole (the same
+call writes the exact cache's entry when both caches take the answer). A lookup
 additionally ignores an element whose stored time is older than the TTL, so an entry is never
 served late even if no store has swept it yet.
 """
@@ -47,15 +48,19 @@ def set_keys(tenant: str, scope: str, kind: EmbeddingKind) -> tuple[str, str]:
 def build_ef(kind: EmbeddingKind) -> int:
     """``VADD``'s build exploration factor for embeddings of ``kind``. 200 is the server's
     default; the first stage stores one vector per request of ``auto`` (a hit is rare with
-    unique prompts), and 100 takes about a third off the server's CPU for that store (326 ->
-    223 us in 6,000 entries) for a graph that still finds the near neighbours a candidate
-    needs."""
-    return 100 if kind == "static" else 200
+    unique prompts), so its insert is on every miss's bill. At 50 it costs the server 93 us
+    against 140 at 100 and 247 at 200 (among 11,412 entries: the repo's pair sets, benchmark
+    prompts and labelled prompts), and the search still finds the partner of 514 of the 543
+    true pairs whose partner is the exact nearest neighbour, against 517 at 100 and 512 at 200:
+    the graph's randomness at that size (``loadtests/bench_vector_build.py``)."""
+    return 50 if kind == "static" else 200
 
 
 _STORE = """
 local vs, vz = KEYS[1], KEYS[2]
 local now, ttl, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+-- the exact cache's copy first: a vector the set refuses (another width) must not lose it
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[3], 'EX', ttl) end
 redis.call('VADD', vs, 'FP32', ARGV[1], ARGV[2], 'EF', tonumber(ARGV[7]), 'SETATTR', ARGV[3])
 redis.call('ZADD', vz, now, ARGV[2])
 local old = redis.call('ZRANGEBYSCORE', vz, '-inf', now - ttl, 'LIMIT', 0, 256)
@@ -195,11 +200,16 @@ class SemanticCache:
         ttl_s: int,
         max_entries: int,
         kind: EmbeddingKind = "classifier",
+        exact_key: str | None = None,
     ) -> int:
         """Add (or replace) ``element`` among the embeddings of ``kind`` and evict by age and
-        size; returns how many went."""
+        size; returns how many went. With ``exact_key``, the same call stores ``entry`` there
+        for the exact cache (same TTL): one round trip, and the entry sent once."""
+        store_keys = list(set_keys(tenant, scope, kind))
+        if exact_key is not None:
+            store_keys.append(exact_key)
         evicted = await self._store(
-            keys=list(set_keys(tenant, scope, kind)),
+            keys=store_keys,
             args=[
                 vector_bytes(embedding),
                 element,

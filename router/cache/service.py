@@ -38,6 +38,7 @@ from router.classify.base import Confirmation
 from router.policy.sections.cache import CacheSettings
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Completion
+from router.redis.keys import exact_key
 from router.redis.mux import CommandClient
 from router.tasks import Tasks
 
@@ -293,10 +294,9 @@ class ResponseCache:
             if len(entry.dumps()) > settings.max_entry_bytes:
                 self.stats.store_skips += 1
                 return False
+            semantic = settings.semantic and embedding is not None and creq._semantic_prompt_ok
             async with asyncio.timeout(settings.timeout_ms / 1000):
-                if settings.exact:
-                    await self.exact.put(creq.tenant, creq.canonical.digest, entry, settings.ttl_s)
-                if settings.semantic and embedding is not None and creq._semantic_prompt_ok:
+                if semantic:
                     self.stats.evictions += await self.semantic.add(
                         creq.tenant,
                         creq.canonical.scope,
@@ -306,7 +306,10 @@ class ResponseCache:
                         settings.ttl_s,
                         settings.max_entries_per_scope,
                         kind,
+                        exact_key(creq.tenant, creq.canonical.digest) if settings.exact else None,
                     )
+                elif settings.exact:
+                    await self.exact.put(creq.tenant, creq.canonical.digest, entry, settings.ttl_s)
         except Exception as exc:
             self._failed("store", exc)
             return False

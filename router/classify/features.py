@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -79,34 +80,69 @@ FEATURE_NAMES: tuple[str, ...] = (
 """The order of the columns :func:`prompt_features` returns (stored with a trained head)."""
 
 
-def prompt_features(prompt: PromptText, user_tokens: int) -> npt.NDArray[np.float32]:
-    """The feature vector of one prompt; ``user_tokens`` is its untruncated token count."""
-    text = scan_window(prompt.user)
-    low = text.lower()
-    fences = len(CODE_FENCE.findall(text)) // 2
-    code = fences * 3 + min(len(CODE_LINE.findall(text)), 20) + len(CODE_WORDS.findall(low))
-    n_chars = len(prompt.user)
-    digits = len(DIGIT.findall(text)) / len(text) if text else 0.0
-    values = (
-        math.log1p(max(0, user_tokens)),
-        math.log1p(n_chars),
-        math.log1p(prompt.user.count("\n")),
-        math.log1p(code),
-        math.log1p(len(MATH.findall(low))),
-        math.log1p(len(STEPS.findall(low))),
-        math.log1p(len(CONSTRAINTS.findall(low))),
-        math.log1p(text.count("?")),
-        digits,
-        math.log1p(max(0, prompt.turns - 1)),
-        math.log1p(len(prompt.context)),
-    )
-    return np.asarray(values, dtype=np.float32)
+class _Scan:
+    """The text the patterns scan, and its lower-case copy, made on first use."""
+
+    __slots__ = ("_low", "prompt", "text")
+
+    def __init__(self, prompt: PromptText) -> None:
+        self.prompt = prompt
+        self.text = scan_window(prompt.user)
+        self._low: str | None = None
+
+    @property
+    def low(self) -> str:
+        if self._low is None:
+            self._low = self.text.lower()
+        return self._low
+
+
+def _code(s: _Scan) -> float:
+    fences = len(CODE_FENCE.findall(s.text)) // 2
+    code = fences * 3 + min(len(CODE_LINE.findall(s.text)), 20) + len(CODE_WORDS.findall(s.low))
+    return math.log1p(code)
+
+
+_FEATURES: tuple[Callable[[_Scan, int], float], ...] = (
+    lambda s, tokens: math.log1p(max(0, tokens)),
+    lambda s, _: math.log1p(len(s.prompt.user)),
+    lambda s, _: math.log1p(s.prompt.user.count("\n")),
+    lambda s, _: _code(s),
+    lambda s, _: math.log1p(len(MATH.findall(s.low))),
+    lambda s, _: math.log1p(len(STEPS.findall(s.low))),
+    lambda s, _: math.log1p(len(CONSTRAINTS.findall(s.low))),
+    lambda s, _: math.log1p(s.text.count("?")),
+    lambda s, _: len(DIGIT.findall(s.text)) / len(s.text) if s.text else 0.0,
+    lambda s, _: math.log1p(max(0, s.prompt.turns - 1)),
+    lambda s, _: math.log1p(len(s.prompt.context)),
+)
+"""How each column of :data:`FEATURE_NAMES` is computed, in that order."""
+
+
+def prompt_features(
+    prompt: PromptText, user_tokens: int, only: Sequence[int] | None = None
+) -> npt.NDArray[np.float32]:
+    """The feature vector of one prompt; ``user_tokens`` is its untruncated token count.
+
+    With ``only`` (column indices), the other columns are left 0 and never computed: a head
+    that gives them no weight does not read them, and the patterns are most of the cost."""
+    scan = _Scan(prompt)
+    if only is None:
+        return np.asarray([f(scan, user_tokens) for f in _FEATURES], dtype=np.float32)
+    out = np.zeros(len(_FEATURES), dtype=np.float32)
+    for i in only:
+        out[i] = _FEATURES[i](scan, user_tokens)
+    return out
 
 
 def feature_matrix(
-    prompts: list[PromptText], user_tokens: npt.NDArray[np.int64]
+    prompts: list[PromptText],
+    user_tokens: npt.NDArray[np.int64],
+    only: Sequence[int] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Stack :func:`prompt_features` for a batch: ``[n, len(FEATURE_NAMES)]``."""
     if not prompts:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-    return np.stack([prompt_features(p, int(n)) for p, n in zip(prompts, user_tokens, strict=True)])
+    return np.stack(
+        [prompt_features(p, int(n), only) for p, n in zip(prompts, user_tokens, strict=True)]
+    )

@@ -43,9 +43,36 @@ class LinearHead:
         out: F64 = (x - self.mean) / self.scale
         return out
 
+    @property
+    def active(self) -> tuple[int, ...]:
+        """The input columns (embedding first, then features) whose weight is not zero: the
+        only ones a score depends on."""
+        return tuple(int(i) for i in np.flatnonzero(self.weights))
+
+    @property
+    def active_features(self) -> tuple[int, ...]:
+        """The feature columns (indices into ``feature_names``) whose weight is not zero."""
+        return tuple(i - self.embedding_dim for i in self.active if i >= self.embedding_dim)
+
     def raw(self, embeddings: F32, features: F32) -> F64:
-        """The uncalibrated score (estimated strong-minus-weak gain, arbitrary units)."""
-        out: F64 = self.design(embeddings, features) @ self.weights + self.bias
+        """The uncalibrated score (estimated strong-minus-weak gain, arbitrary units).
+
+        Only the columns of non-zero weight enter the product: the others add exactly ±0, so
+        the value is the same, and a head that reads a few features (the shipped one reads
+        one) costs a few multiplications instead of ``embedding_dim`` + features."""
+        dim = self.embedding_dim
+        if embeddings.shape[1] != dim or features.shape[1] != len(self.weights) - dim:
+            n = embeddings.shape[1] + features.shape[1]
+            raise ValueError(f"expected {len(self.weights)} input columns, got {n}")
+        cols = np.flatnonzero(self.weights)
+        x = np.hstack(
+            [
+                embeddings[:, cols[cols < dim]].astype(np.float64),
+                features[:, cols[cols >= dim] - dim].astype(np.float64),
+            ]
+        )
+        design = (x - self.mean[cols]) / self.scale[cols]
+        out: F64 = design @ self.weights[cols] + self.bias
         return out
 
     def predict(self, embeddings: F32, features: F32) -> F64:

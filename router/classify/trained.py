@@ -72,6 +72,8 @@ class Scorer:
         # column weight 0 adds (x - mean) / scale * 0 = ±0 for each of them whatever x is, so
         # scoring it on zeros instead of the embedding gives the same bits, without the pass.
         self.reads_embedding = bool(np.any(head.weights[: head.embedding_dim] != 0))
+        # Likewise for the features: only those the head weighs are computed (the rest stay 0).
+        self.features_read = head.active_features
 
     def fits(self, prompt: PromptText, user_tokens: int) -> bool:
         """Whether the encoder's budget holds the whole user turn (with its context, if any)."""
@@ -98,7 +100,7 @@ class Scorer:
             counts = self.encoder.user_tokens(prompts) if user_tokens is None else user_tokens
             lengths = np.asarray(counts, dtype=np.int64)
             embeddings = np.zeros((len(prompts), self.head.embedding_dim), dtype=np.float32)
-        feats = feature_matrix(list(prompts), lengths)
+        feats = feature_matrix(list(prompts), lengths, self.features_read)
         # Row by row: a matrix-vector product over a batch rounds differently (last bits) from
         # one over a lone row, and the gateway scores a lone prompt while `router score` scores
         # batches; per row, x-router-score and `router score` agree exactly.

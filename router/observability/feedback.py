@@ -34,6 +34,7 @@ import structlog
 
 from router.redis import keys as lk
 from router.redis.keys import feedback_ids_key, feedback_key, request_key
+from router.redis.mux import RedisMux
 
 log = structlog.get_logger("router.feedback")
 FLUSH_DELAY_S = 0.02
@@ -83,9 +84,12 @@ class FeedbackUnavailable(RuntimeError):
 class FeedbackStore:
     """Writes request index entries (batched) and feedback; reads them back for training."""
 
-    def __init__(self, redis: Any | None) -> None:
-        """Use ``redis`` (a ``decode_responses`` client), or nothing when it is None."""
+    def __init__(self, redis: Any | None, fast: RedisMux | None = None) -> None:
+        """Use ``redis`` (a ``decode_responses`` client), or nothing when it is None; index
+        entries go through ``fast`` (the worker's multiplexed connection to the same server)
+        when there is one."""
         self.redis = redis
+        self._fast = fast if redis is not None else None
         self._pending: list[IndexEntry] = []
         self._task: asyncio.Task[None] | None = None
         self.indexed = 0
@@ -109,14 +113,24 @@ class FeedbackStore:
         batch, self._pending = self._pending, []
         if not batch or self.redis is None:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for e in batch:
-            # One small command per entry (a JSON string with its TTL), not HSET + EXPIRE:
-            # this runs for every request, and redis-py's per-argument cost adds up.
-            key = request_key(e.tenant, e.request_id)
-            pipe.set(key, orjson.dumps(e.fields), ex=e.ttl_s)
+        # One small command per entry (a JSON string with its TTL), not HSET + EXPIRE: this
+        # runs for every request, and per-argument costs add up.
+        commands = [
+            ("SET", request_key(e.tenant, e.request_id), orjson.dumps(e.fields), "EX", e.ttl_s)
+            for e in batch
+        ]
         try:
-            await pipe.execute()
+            if self._fast is not None:
+                failed = [
+                    r for r in await self._fast.execute_many(commands) if isinstance(r, Exception)
+                ]
+                if failed:
+                    raise failed[0]
+            else:
+                pipe = self.redis.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)
+                await pipe.execute()
             self.indexed += len(batch)
         except Exception as exc:  # Redis down: feedback on these requests will 404
             self.errors += 1

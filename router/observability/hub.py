@@ -31,6 +31,7 @@ from router.outcome import Outcome
 from router.policy.schema import Policy
 from router.policy.store import PolicyStore
 from router.protocol.chat_request import ChatRequest
+from router.redis.mux import RedisMux
 from router.settings import Settings
 
 log = structlog.get_logger("router.observability")
@@ -52,9 +53,14 @@ class Observability:
 
     @classmethod
     def start(
-        cls, redis: Any | None, budgets: Budgets, settings: Settings | None = None
+        cls,
+        redis: Any | None,
+        budgets: Budgets,
+        settings: Settings | None = None,
+        fast: RedisMux | None = None,
     ) -> Observability:
-        """Build everything, with tracing from ``settings`` and feedback on ``redis``.
+        """Build everything, with tracing from ``settings`` and feedback on ``redis`` (its
+        request index through ``fast``, the worker's multiplexed connection, when given).
 
         Without ``settings``, they are read from the environment.
         """
@@ -63,7 +69,7 @@ class Observability:
         return cls(
             metrics=metrics,
             tracing=Tracing.from_settings(s),
-            feedback=FeedbackStore(redis),
+            feedback=FeedbackStore(redis, fast),
             budget_gauge=BudgetGauge(metrics, budgets),
         )
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
@@ -69,13 +69,45 @@ def _error(message: str) -> Exception:
 
 
 class _Protocol(asyncio.Protocol):
-    """The connection: writes packed commands, resolves the oldest waiter per reply."""
+    """The connection: writes packed commands in batches, resolves the oldest waiter per
+    reply."""
 
     def __init__(self) -> None:
         self.reader = hiredis.Reader(encoding="utf-8")
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        """Every command not answered yet, oldest first: those written, then those queued."""
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.outgoing: list[bytes] = []
+        """Commands queued, not written yet (see :meth:`queue`)."""
+        self.unanswered = 0
+        """Commands written whose replies have not arrived."""
+        self._flush_soon = False
+
+    def queue(self, packed: bytes) -> None:
+        """Write ``packed`` in the next batch.
+
+        A ``send`` per command cost the worker more CPU than anything else in a request's
+        Redis traffic: the syscall, and the wake-up of the server (a cross-CPU interrupt, dear
+        in a VM), each. So commands go out in batches, as Nagle's algorithm sends segments:
+        while none are unanswered, those of this turn of the event loop go together at its
+        end; while a batch is unanswered, new commands wait for its replies and go together
+        then. Redis runs one connection's commands in order anyway, so a held command is not
+        answered later than it would be behind the batch; the server, too, reads and answers
+        each batch at once."""
+        self.outgoing.append(packed)
+        if not self.unanswered and not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the queued commands (dropped if the connection failed meanwhile: their
+        callers already have the failure)."""
+        self._flush_soon = False
+        out, self.outgoing = self.outgoing, []
+        if not self.closed and self.transport is not None and out:
+            self.unanswered += len(out)
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
@@ -83,7 +115,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
-        while self.waiting:
+        while self.unanswered:
             try:
                 reply = self.reader.gets()
             except Exception as exc:  # an unparsable reply: the stream cannot be resynced
@@ -91,13 +123,16 @@ class _Protocol(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            self.unanswered -= 1
             future, _ = self.waiting.popleft()
             if future.done():  # its caller was cancelled
-                continue
-            if isinstance(reply, hiredis.ReplyError):
+                pass
+            elif isinstance(reply, hiredis.ReplyError):
                 future.set_exception(_error(str(reply)))
             else:
                 future.set_result(reply)
+            if not self.unanswered and self.outgoing:
+                self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(RedisConnectionError("Connection closed by server."))
@@ -105,6 +140,8 @@ class _Protocol(asyncio.Protocol):
     def fail(self, exc: Exception) -> None:
         """Fail every command in flight with ``exc`` and drop the connection."""
         self.closed = True
+        self.outgoing.clear()
+        self.unanswered = 0
         while self.waiting:
             future, _ = self.waiting.popleft()
             if not future.done():
@@ -157,13 +194,34 @@ class RedisMux:
             conn = await self._connect()
         return await self._send(conn, packed)
 
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` together (one write, as a pipeline) and return each one's reply
+        or, in its place, the exception it would raise: a reply error does not stop the
+        others. Raises only when none could be sent (no connection, unpackable arguments)."""
+        try:
+            packed = [_pack(tuple(args)) for args in commands]
+        except TypeError as exc:
+            raise DataError(f"invalid command arguments: {exc}") from exc
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connect()
+        futures = [self._send(conn, p) for p in packed]
+        out: list[Any] = []
+        for future in futures:
+            try:
+                out.append(await future)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                out.append(exc)
+        return out
+
     def _send(self, conn: _Protocol, packed: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         deadline = loop.time() + self.timeout_s
         conn.waiting.append((future, deadline))
-        assert conn.transport is not None
-        conn.transport.write(packed)
+        conn.queue(packed)
         if self._watchdog is None:
             self._watchdog = loop.call_at(deadline, self._check)
         return future

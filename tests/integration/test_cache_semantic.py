@@ -159,3 +159,29 @@ async def test_controls_and_limits(redis_client: aredis.Redis) -> None:
     bad = cache.prepare(req(PARAPHRASE), "a", SETTINGS)
     assert await cache.lookup_semantic(bad, np.ones(7, np.float32)) is None  # wrong dimension
     assert cache.stats.errors == 1
+
+
+async def test_one_store_writes_both_caches_and_a_refused_vector_keeps_the_exact_copy(
+    redis_client: aredis.Redis,
+) -> None:
+    cache = ResponseCache(redis_client)
+    first = cache.prepare(req(Q), "a", SETTINGS)
+    assert await cache.store(first, completion(), unit(5))
+    hit = await cache.lookup_exact(cache.prepare(req(Q), "a", SETTINGS))
+    assert hit is not None and hit.entry.body["choices"][0]["message"]["content"] == "Paris."
+    digest = first.canonical.digest
+    assert 0 < await redis_client.ttl(f"rc:{{a}}:x:{digest}") <= SETTINGS.ttl_s
+    # A vector of another width: the set refuses it, the store fails as a whole (counted, not
+    # raised), but the exact cache already has the answer.
+    other = cache.prepare(req("What is the capital of Spain?"), "a", SETTINGS)
+    assert not await cache.store(other, completion("Madrid."), np.ones(7, np.float32))
+    assert cache.stats.errors == 1
+    hit = await cache.lookup_exact(
+        cache.prepare(req("What is the capital of Spain?"), "a", SETTINGS)
+    )
+    assert hit is not None and hit.entry.body["choices"][0]["message"]["content"] == "Madrid."
+    # Exact off: only the vector set gets it.
+    semantic_only = SETTINGS.model_copy(update={"exact": False})
+    third = cache.prepare(req("What is the capital of Italy?"), "a", semantic_only)
+    assert await cache.store(third, completion("Rome."), unit(6))
+    assert not await redis_client.exists(f"rc:{{a}}:x:{third.canonical.digest}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aredis
@@ -85,6 +86,80 @@ async def test_replies_reach_their_callers_when_many_are_in_flight(handle: Redis
         await asyncio.gather(*(mux.set(f"k{i}", str(i)) for i in range(500)))
         got = await asyncio.gather(*(mux.get(f"k{i}") for i in range(500)))
         assert got == [str(i) for i in range(500)]
+    finally:
+        await mux.aclose()
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write(handle: RedisHandle) -> None:
+    mux = _mux(handle)
+    try:
+        await mux.set("k", "v")
+
+        async def reads() -> int:
+            return int((await handle.client.info("stats"))["total_reads_processed"])
+
+        before = await reads()
+        got = await asyncio.gather(*(mux.get("k") for _ in range(200)))
+        assert got == ["v"] * 200
+        # one read of the mux's batch, one of the second INFO (a write per command: ~200)
+        assert await reads() - before <= 3
+    finally:
+        await mux.aclose()
+
+
+class CountingTransport:
+    """The connection's transport, counting its writes."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_commands_issued_while_a_batch_is_unanswered_go_out_together_after_it(
+    handle: RedisHandle,
+) -> None:
+    mux = _mux(handle)
+    try:
+        await mux.set("k", "v")
+        conn = mux._conn
+        assert conn is not None and conn.transport is not None
+        counting = CountingTransport(conn.transport)
+        conn.transport = cast(asyncio.Transport, counting)
+        slow = asyncio.ensure_future(mux.execute_command("EVAL", BUSY, 1, "busy", 20_000_000))
+        gets = []
+        for _ in range(50):  # one command per turn of the loop, while the script runs
+            gets.append(asyncio.ensure_future(mux.get("k")))
+            await asyncio.sleep(0.001)
+        assert await slow == 1
+        assert await asyncio.gather(*gets) == ["v"] * 50
+        # the script (with the GET of its turn), then the 49 held commands at once
+        assert len(counting.writes) == 2
+        assert [w.count(b"GET") for w in counting.writes] == [1, 49]
+        # nothing unanswered: the next command goes out at the end of this turn, alone
+        assert await mux.get("k") == "v"
+        assert len(counting.writes) == 3
+    finally:
+        await mux.aclose()
+
+
+async def test_execute_many_returns_each_reply_or_its_error_in_place(handle: RedisHandle) -> None:
+    mux = _mux(handle)
+    try:
+        got = await mux.execute_many(
+            [("SET", "a", "1"), ("INCR", "no-such-script-name", "x"), ("EVALSHA", "0" * 40, 0),
+             ("INCR", "a"), ("GET", "a")]
+        )  # fmt: skip
+        assert got[0] == "OK" and got[3] == 2 and got[4] == "2"
+        assert isinstance(got[1], ResponseError) and isinstance(got[2], NoScriptError)
+        with pytest.raises(DataError):
+            await mux.execute_many([("GET", None)])
     finally:
         await mux.aclose()
 

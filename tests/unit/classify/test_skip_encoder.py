@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from router.classify.encoder import Encoder
-from router.classify.features import FEATURE_NAMES
+from router.classify.features import FEATURE_NAMES, prompt_features
 from router.classify.head import LinearHead
 from router.classify.inputs import PromptText
 from router.classify.trained import Scorer, TrainedClassifier, prompt_from_request
@@ -132,3 +132,57 @@ async def test_classify_shares_its_tokenizer_pass_with_the_first_stage(
                 assert c.static_embedding is None and own is not None
     finally:
         await clf.aclose()
+
+
+class RefusingPattern:
+    """A pattern that fails if it is ever asked to scan."""
+
+    def findall(self, text: str) -> list[str]:
+        raise AssertionError("a pattern the head does not weigh ran")
+
+
+def _sparse_head(dim: int, columns: tuple[str, ...]) -> LinearHead:
+    """``_head`` with weight only on the features named in ``columns``."""
+    head = _head(dim, 0.0)
+    weights = np.zeros_like(head.weights)
+    for name in columns:
+        i = dim + FEATURE_NAMES.index(name)
+        weights[i] = head.weights[i]
+    return LinearHead(head.mean, head.scale, weights, 0.1, 1.3, -0.2, FEATURE_NAMES, dim)
+
+
+def _reference(head: LinearHead, prompts: list[PromptText], tokens: list[int]) -> list[float]:
+    """The score from every column, as the head computed it before it skipped zero weights."""
+    feats = np.stack([prompt_features(p, n) for p, n in zip(prompts, tokens, strict=True)])
+    emb = np.zeros((len(prompts), head.embedding_dim), np.float32)
+    raw = head.design(emb, feats) @ head.weights + head.bias
+    return [
+        float(v) for v in 1.0 / (1.0 + np.exp(-np.clip(head.platt_a * raw + head.platt_b, -40, 40)))
+    ]
+
+
+def test_only_the_features_a_head_weighs_are_computed(
+    tiny_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = tiny_encoder.user_tokens(PROMPTS)
+    length_led = _sparse_head(32, ("log_tokens",))  # the shipped head's shape
+    assert length_led.active_features == (0,)
+    want = _reference(length_led, PROMPTS, tokens)
+    two = _sparse_head(32, ("log_tokens", "digit_share"))
+    want_two = _reference(two, PROMPTS, tokens)
+    for name in ("MATH", "STEPS", "CONSTRAINTS", "CODE_WORDS", "CODE_LINE", "CODE_FENCE"):
+        monkeypatch.setattr(f"router.classify.features.{name}", RefusingPattern())
+    # exact: the skipped columns added ±0 to the product
+    assert [s.score for s in Scorer(tiny_encoder, length_led, "t").score_prompts(PROMPTS)] == want
+    got_two = [s.score for s in Scorer(tiny_encoder, two, "t").score_prompts(PROMPTS)]
+    assert got_two == pytest.approx(want_two, rel=1e-12, abs=1e-15)
+    with pytest.raises(AssertionError, match="does not weigh"):
+        Scorer(tiny_encoder, _sparse_head(32, ("math",)), "t").score_prompts(PROMPTS)
+
+
+def test_skipped_columns_are_zero_and_the_rest_unchanged() -> None:
+    for p in PROMPTS:
+        full = prompt_features(p, 17)
+        part = prompt_features(p, 17, only=(0, 4, 8))
+        assert part[[0, 4, 8]].tolist() == full[[0, 4, 8]].tolist()
+        assert not np.delete(part, [0, 4, 8]).any()
