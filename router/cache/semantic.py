@@ -82,7 +82,7 @@ return evicted
 def vector_bytes(embedding: npt.ArrayLike) -> bytes:
     """``embedding`` as the little-endian FP32 blob ``VADD``/``VSIM ... FP32`` expect."""
     vec = np.ascontiguousarray(np.asarray(embedding, dtype="<f4").reshape(-1))
-    if vec.size == 0 or not np.all(np.isfinite(vec)):
+    if vec.size == 0 or not np.isfinite(vec).all():
         raise ValueError("embedding is empty or not finite")
     return vec.tobytes()
 

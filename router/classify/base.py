@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeGuard, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -83,3 +84,26 @@ class TwoStageEmbedder(Protocol):
         """The transformer's similarity of ``req`` to each cached prompt (None: not
         comparable); never blocks the event loop."""
         ...
+
+
+@functools.cache
+def _is_two_stage_class(cls: Hashable) -> bool:
+    return isinstance(cls, type) and issubclass(cls, TwoStageEmbedder)
+
+
+@functools.cache
+def _is_turn_embedder_class(cls: Hashable) -> bool:
+    return isinstance(cls, type) and issubclass(cls, TurnEmbedder)
+
+
+def is_two_stage(classifier: object) -> TypeGuard[TwoStageEmbedder]:
+    """``isinstance(classifier, TwoStageEmbedder)``, decided once per class: a protocol's
+    ``isinstance`` inspects the object's attributes on every call (~10 us), and the request
+    path asks on every request."""
+    return _is_two_stage_class(cast(Hashable, type(classifier)))  # typeshed: a class is hashable
+
+
+def is_turn_embedder(classifier: object) -> TypeGuard[TurnEmbedder]:
+    """``isinstance(classifier, TurnEmbedder)``, decided once per class (see
+    :func:`is_two_stage`)."""
+    return _is_turn_embedder_class(cast(Hashable, type(classifier)))

@@ -8,7 +8,8 @@ answers better). Serving needs numpy alone; fitting (:func:`fit_ridge`) is close
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
+SCALAR_TERMS = 32
+"""Most weighted columns :meth:`LinearHead.predict_one` sums in plain floats (numpy beyond)."""
 WEIGHTS_FILE = "head.npz"
 METADATA_FILE = "metadata.json"
 
@@ -34,6 +37,19 @@ class LinearHead:
     feature_names: tuple[str, ...]
     """Names of the feature columns after the embedding columns."""
     embedding_dim: int
+    _terms: tuple[tuple[bool, int, float, float, float], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """Per column of non-zero weight: (from the embedding?, index there, mean, scale, weight)."""
+
+    def __post_init__(self) -> None:
+        dim = self.embedding_dim
+        terms = tuple(
+            (i < dim, i if i < dim else i - dim, float(self.mean[i]), float(self.scale[i]),
+             float(self.weights[i]))
+            for i in np.flatnonzero(self.weights).tolist()
+        )  # fmt: skip
+        object.__setattr__(self, "_terms", terms)
 
     def design(self, embeddings: F32, features: F32) -> F64:
         """Join and standardise ``[n, dim]`` embeddings and ``[n, k]`` features."""
@@ -80,6 +96,21 @@ class LinearHead:
         z = self.platt_a * self.raw(embeddings, features) + self.platt_b
         out: F64 = 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
         return out
+
+    def predict_one(self, embedding: F32, features: F32) -> float:
+        """:meth:`predict` of one prompt (``[dim]`` embedding, ``[k]`` features), in plain
+        floats when the head weighs at most :data:`SCALAR_TERMS` columns (the gateway scores a
+        lone prompt; numpy's per-call overhead was most of its cost). It may differ from
+        :meth:`predict` in the last bit; every path that reports a prompt's score (the gateway's
+        header, ``router score``) uses this one."""
+        if len(self._terms) > SCALAR_TERMS:
+            return float(self.predict(embedding[None, :], features[None, :])[0])
+        raw = 0.0
+        for from_embedding, j, mean, scale, weight in self._terms:
+            x = float(embedding[j]) if from_embedding else float(features[j])
+            raw += (x - mean) / scale * weight
+        z = self.platt_a * (raw + self.bias) + self.platt_b
+        return 1.0 / (1.0 + math.exp(-min(40.0, max(-40.0, z))))
 
     def save(self, directory: Path) -> Path:
         """Write ``head.npz`` into ``directory``; returns its path."""

@@ -104,10 +104,7 @@ class Scorer:
         # Row by row: a matrix-vector product over a batch rounds differently (last bits) from
         # one over a lone row, and the gateway scores a lone prompt while `router score` scores
         # batches; per row, x-router-score and `router score` agree exactly.
-        scores = [
-            float(self.head.predict(embeddings[i : i + 1], feats[i : i + 1])[0])
-            for i in range(len(prompts))
-        ]
+        scores = [self.head.predict_one(embeddings[i], feats[i]) for i in range(len(prompts))]
         ran = self.reads_embedding or encode
         return [
             Scored(s, e if ran else None, self.fits(p, int(n)))

@@ -144,6 +144,8 @@ class Ledger:
         """``tasks`` holds the background writes (the app's one owner; a private one if None)."""
         self.redis: Any = redis
         """The client (typed loosely: redis-py's stubs do not know ``decode_responses``)."""
+        # Asked per record; RedisCluster's isinstance goes through a protocol check (~10 us).
+        self._cluster = isinstance(redis, RedisCluster)
         self.budgets = budgets
         self.spool = spool
         """Where records go when Redis cannot take them (None: they are logged and counted)."""
@@ -195,7 +197,7 @@ class Ledger:
 
     def submit(self, entry: SpoolEntry) -> None:
         """Write ``entry`` in the background (batched where the client allows)."""
-        if self.redis is None or isinstance(self.redis, RedisCluster):
+        if self.redis is None or self._cluster:
             self.spawn(self.write_entries([entry]))
             return
         self._pending.append(entry)
@@ -225,7 +227,7 @@ class Ledger:
         if self.redis is None:
             raise RedisError("no Redis connection")
         calls = [c for e in entries for c in e.commands]
-        if isinstance(self.redis, RedisCluster):  # its pipelines refuse EVALSHA; keys share a slot
+        if self._cluster:  # its pipelines refuse EVALSHA; keys share a slot
             results = [await self.budgets.eval_script(n, SCRIPTS[n], k, a) for n, k, a in calls]
         else:
             shas = [await self.budgets.sha(name, SCRIPTS[name]) for name, _, _ in calls]

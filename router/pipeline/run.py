@@ -31,7 +31,7 @@ from router.cache.stage import (
     hit_completion,
     hit_decision,
 )
-from router.classify.base import Classification, Confirmation, TurnEmbedder, TwoStageEmbedder
+from router.classify.base import Classification, Confirmation, is_turn_embedder, is_two_stage
 from router.classify.heuristic import HeuristicClassifier
 from router.context import RequestContext
 from router.errors import RouterError
@@ -119,7 +119,7 @@ async def _semantic_lookup(
 ) -> CacheHit | None:
     """Stage 6 with the best embedding the classifier offers (see :func:`_cache_embedding`)."""
     embedder = services.classifier
-    if isinstance(embedder, TwoStageEmbedder):
+    if is_two_stage(embedder):
         try:
             vector = classification.static_embedding
             if vector is None and cache.wants_static:
@@ -149,7 +149,7 @@ async def _cache_embedding(
     if classification.embedding is not None:
         return classification.embedding, "classifier"
     embedder = services.classifier
-    if not cache.wants_embedding or not isinstance(embedder, TurnEmbedder):
+    if not cache.wants_embedding or not is_turn_embedder(embedder):
         return None, "turn"
     try:
         return await embedder.embed_turn(req), "turn"

@@ -141,9 +141,13 @@ class ChatRequest(BaseModel):
 
     def raw_body(self) -> dict[str, Any]:
         """The body as the client sent it (nulls and unknown fields included)."""
-        if self._raw is None:
-            self._raw = self.model_dump(exclude_unset=True)
-        return self._raw
+        # Read from pydantic's private dict itself: ``self._raw`` goes through
+        # BaseModel.__getattr__ (~3 us), and this runs several times a request.
+        private = self.__pydantic_private__
+        raw: dict[str, Any] | None = private.get("_raw") if private is not None else None
+        if raw is None:
+            raw = self._raw = self.model_dump(exclude_unset=True)
+        return raw
 
     @field_validator("stop")
     @classmethod

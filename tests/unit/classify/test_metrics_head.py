@@ -76,3 +76,24 @@ def test_head_round_trip(tmp_path: Path) -> None:
     assert ((p > 0) & (p < 1)).all()
     with pytest.raises(ValueError):
         head.predict(emb[:, :3], feats)
+
+
+@pytest.mark.parametrize("active", [1, 3, 40])
+def test_one_prompt_scores_as_the_batch_does(active: int) -> None:
+    rng = np.random.default_rng(active)
+    dim, k = 48, 5
+    emb = rng.normal(size=(30, dim)).astype(np.float32)
+    feats = rng.normal(size=(30, k)).astype(np.float32)
+    weights = np.zeros(dim + k)
+    cols = rng.choice(dim + k, size=active, replace=False)
+    weights[cols] = rng.normal(size=active)
+    mean, scale = rng.normal(size=dim + k), rng.uniform(0.5, 2.0, size=dim + k)
+    head = LinearHead(mean, scale, weights, 0.3, 1.7, -0.4, tuple("abcde"), dim)
+    assert head.active == tuple(sorted(int(c) for c in cols))
+    batch = head.predict(emb, feats)
+    one = [head.predict_one(emb[i], feats[i]) for i in range(len(emb))]
+    if active > 32:  # numpy's product, on the lone row
+        assert one == [float(head.predict(emb[i : i + 1], feats[i : i + 1])[0]) for i in range(30)]
+    np.testing.assert_allclose(one, batch, rtol=1e-12, atol=1e-15)
+    extreme = head.predict_one(emb[0] * 1e6, feats[0] * 1e6)  # clipped, not overflowed
+    assert 0.0 <= extreme <= 1.0
