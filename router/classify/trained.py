@@ -25,7 +25,7 @@ import numpy.typing as npt
 from router.classify.base import Classification, Confirmation
 from router.classify.batcher import MicroBatcher
 from router.classify.encoder import TURN_MAX_TOKENS, Encoder, default_model_dir, models_dir
-from router.classify.features import feature_matrix
+from router.classify.features import prompt_features
 from router.classify.head import LinearHead, read_metadata
 from router.classify.inputs import CHARS_PER_TOKEN_BOUND, PromptText, prompt_from_messages
 from router.classify.static import StaticEmbedder, ensure_table
@@ -74,6 +74,7 @@ class Scorer:
         self.reads_embedding = bool(np.any(head.weights[: head.embedding_dim] != 0))
         # Likewise for the features: only those the head weighs are computed (the rest stay 0).
         self.features_read = head.active_features
+        self._zeros = np.zeros(head.embedding_dim, dtype=np.float32)
 
     def fits(self, prompt: PromptText, user_tokens: int) -> bool:
         """Whether the encoder's budget holds the whole user turn (with its context, if any)."""
@@ -92,24 +93,24 @@ class Scorer:
         ``user_tokens``, when given, are the prompts' token counts (no tokenizer pass)."""
         if not prompts:
             return []
-        embeddings: npt.NDArray[np.float32]
         if self.reads_embedding or encode:
             enc = self.encoder.encode(prompts)
-            embeddings, lengths = enc.embeddings, enc.user_tokens
-        else:
-            counts = self.encoder.user_tokens(prompts) if user_tokens is None else user_tokens
-            lengths = np.asarray(counts, dtype=np.int64)
-            embeddings = np.zeros((len(prompts), self.head.embedding_dim), dtype=np.float32)
-        feats = feature_matrix(list(prompts), lengths, self.features_read)
-        # Row by row: a matrix-vector product over a batch rounds differently (last bits) from
-        # one over a lone row, and the gateway scores a lone prompt while `router score` scores
-        # batches; per row, x-router-score and `router score` agree exactly.
-        scores = [self.head.predict_one(embeddings[i], feats[i]) for i in range(len(prompts))]
-        ran = self.reads_embedding or encode
+            return [
+                Scored(self.head.predict_one(e, prompt_features(p, int(n), self.features_read)),
+                       e, self.fits(p, int(n)))
+                for p, e, n in zip(prompts, enc.embeddings, enc.user_tokens, strict=True)
+            ]  # fmt: skip
+        counts = self.encoder.user_tokens(prompts) if user_tokens is None else user_tokens
+        # Row by row, in both branches: a matrix-vector product over a batch rounds differently
+        # (last bits) from one over a lone row, and the gateway scores a lone prompt while
+        # `router score` scores batches; per row, x-router-score and `router score` agree
+        # exactly. The head reads no embedding here: every row gets the same zeros.
+        zeros = self._zeros
         return [
-            Scored(s, e if ran else None, self.fits(p, int(n)))
-            for s, e, n, p in zip(scores, embeddings, lengths, prompts, strict=True)
-        ]
+            Scored(self.head.predict_one(zeros, prompt_features(p, int(n), self.features_read)),
+                   None, self.fits(p, int(n)))
+            for p, n in zip(prompts, counts, strict=True)
+        ]  # fmt: skip
 
     @classmethod
     def load(cls, settings: ClassifierSettings) -> Scorer:
