@@ -29,7 +29,7 @@ from router.learning.shadow import ShadowRunner
 from router.ledger.writer import Ledger
 from router.policy.schema import ModelSpec, Policy
 from router.redis import keys as lk
-from router.tasks import Tasks
+from router.tasks import Tasks, cancel_and_wait
 
 SwapHead = Callable[[str | None], Awaitable[None]]
 """Serve the head in a folder (None: the policy's own), without a restart."""
@@ -139,9 +139,5 @@ class LearningRuntime:
     async def aclose(self) -> None:
         """Stop the watcher and the job (shadow jobs in flight are drained with the app's
         other background tasks)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         await asyncio.to_thread(shutil.rmtree, self.heads_root, True)

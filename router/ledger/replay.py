@@ -32,6 +32,7 @@ from router.ledger.record import RECLAIMED, LedgerRecord
 from router.ledger.spool import Spool, SpoolEntry
 from router.ledger.writer import BATCH_MAX, STORE_ERRORS, Ledger, append_command
 from router.redis import keys as bk
+from router.tasks import cancel_and_wait
 
 log = structlog.get_logger("router.ledger")
 
@@ -189,7 +190,4 @@ class Upkeep:
 
     async def aclose(self) -> None:
         """Stop the background loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait([self._task])

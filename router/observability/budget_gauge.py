@@ -9,13 +9,13 @@ adds to a dict; a burst of requests costs one Redis read per scope.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 
 import structlog
 
 from router.budget.reserve import Budgets, BudgetScope
 from router.observability.metrics import Metrics
+from router.tasks import cancel_and_wait
 
 log = structlog.get_logger("router.budget")
 REFRESH_DELAY_S = 0.25
@@ -62,7 +62,4 @@ class BudgetGauge:
     async def aclose(self) -> None:
         """Stop a pending refresh."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])

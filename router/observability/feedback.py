@@ -22,7 +22,6 @@ tenant, so one tenant can neither see nor rate another's requests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -35,6 +34,7 @@ import structlog
 from router.redis import keys as lk
 from router.redis.keys import feedback_ids_key, feedback_key, request_key
 from router.redis.mux import RedisMux
+from router.tasks import cancel_and_wait
 
 log = structlog.get_logger("router.feedback")
 FLUSH_DELAY_S = 0.02
@@ -200,8 +200,5 @@ class FeedbackStore:
     async def aclose(self) -> None:
         """Write what is still queued."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         await self.flush()

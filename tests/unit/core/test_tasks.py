@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from router.tasks import Tasks
+from router.tasks import Tasks, cancel_and_wait
 
 
 async def test_wait_covers_tasks_started_by_tasks_and_kinds_are_separate() -> None:
@@ -41,3 +41,32 @@ async def test_drain_cancels_what_does_not_end_in_time() -> None:
     assert not await tasks.wait("shadow", timeout_s=0.0)
     await tasks.drain(timeout_s=0.0)
     assert finished.done() and stuck.cancelled() and tasks.running() == 0
+
+
+async def test_cancel_and_wait_ends_a_task_that_swallows_a_cancellation() -> None:
+    swallowed = 0
+
+    async def stubborn_loop() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # as redis-py 8.2 does to one that lands inside a command
+
+    task = asyncio.get_running_loop().create_task(stubborn_loop())
+    await asyncio.sleep(0.02)
+    await cancel_and_wait([task, None])
+    assert task.cancelled() and swallowed == 1
+
+
+async def test_cancel_and_wait_retrieves_a_failed_task_s_exception() -> None:
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    task = asyncio.get_running_loop().create_task(fails())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task])  # no raise, and no "never retrieved" warning later
+    assert isinstance(task.exception(), RuntimeError)
