@@ -74,8 +74,9 @@ class LinearHead:
         """The uncalibrated score (estimated strong-minus-weak gain, arbitrary units).
 
         Only the columns of non-zero weight enter the product: the others add exactly ±0, so
-        the value is the same, and a head that reads a few features (the shipped one reads
-        one) costs a few multiplications instead of ``embedding_dim`` + features."""
+        the value is the same (to the last bit for a one-column head; a longer sum may round
+        in another order), and a head that reads a few features (the shipped one reads one)
+        costs a few multiplications instead of ``embedding_dim`` + features."""
         dim = self.embedding_dim
         if embeddings.shape[1] != dim or features.shape[1] != len(self.weights) - dim:
             n = embeddings.shape[1] + features.shape[1]
