@@ -33,7 +33,7 @@ from router.ledger.spool import Command, Spool, SpoolEntry
 from router.redis import keys as lk
 from router.redis.client import RedisClient
 from router.redis.keys import to_nano
-from router.redis.mux import RedisMux
+from router.redis.mux import RedisMux, pipeline
 from router.tasks import Tasks
 
 log = structlog.get_logger("router.ledger")
@@ -232,11 +232,16 @@ class Ledger:
         else:
             shas = [await self.budgets.sha(name, SCRIPTS[name]) for name, _, _ in calls]
             async with self.budgets.gate:
-                results = await self._pipeline(
+                # on the budgets' mux when there is one: redis-py's pipeline cost several
+                # times its CPU
+                fast = self.budgets.scripts if isinstance(self.budgets.scripts, RedisMux) else None
+                results = await pipeline(
+                    self.redis,
+                    fast,
                     [
                         ("EVALSHA", sha, len(k), *k, *a)
                         for sha, (_, k, a) in zip(shas, calls, strict=True)
-                    ]
+                    ],
                 )
             for i, ((name, keys, args), result) in enumerate(zip(calls, results, strict=True)):
                 if isinstance(result, NoScriptError):  # it did not run: run it now
@@ -251,18 +256,6 @@ class Ledger:
                 self.budgets.release_allowance(int(args[1]))
         self.duplicates += appended.count(0)
         return appended
-
-    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Each command's reply or error, in one round trip: on the worker's multiplexed
-        connection when it has one (redis-py's pipeline cost several times its CPU)."""
-        scripts = self.budgets.scripts
-        if isinstance(scripts, RedisMux):
-            return await scripts.execute_many(commands)
-        pipe = self.redis.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
 
     async def _spool(self, entries: list[SpoolEntry], exc: BaseException) -> None:
         ids = [e.request_id for e in entries]

@@ -33,7 +33,7 @@ import structlog
 
 from router.redis import keys as lk
 from router.redis.keys import feedback_ids_key, feedback_key, request_key
-from router.redis.mux import RedisMux
+from router.redis.mux import RedisMux, pipeline
 from router.tasks import cancel_and_wait
 
 log = structlog.get_logger("router.feedback")
@@ -120,17 +120,13 @@ class FeedbackStore:
             for e in batch
         ]
         try:
-            if self._fast is not None:
-                failed = [
-                    r for r in await self._fast.execute_many(commands) if isinstance(r, Exception)
-                ]
-                if failed:
-                    raise failed[0]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
-                await pipe.execute()
+            failed = [
+                r
+                for r in await pipeline(self.redis, self._fast, commands)
+                if isinstance(r, Exception)
+            ]
+            if failed:
+                raise failed[0]
             self.indexed += len(batch)
         except Exception as exc:  # Redis down: feedback on these requests will 404
             self.errors += 1

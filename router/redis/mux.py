@@ -185,26 +185,14 @@ class RedisMux:
 
     async def execute_command(self, *args: Any) -> Any:
         """Send one command; its reply (strings decoded as UTF-8), or raise."""
-        try:
-            packed = _pack(args)
-        except TypeError as exc:  # None, a bool, a numpy scalar: redis-py refuses them too
-            raise DataError(f"invalid command arguments: {exc}") from exc
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connect()
+        conn, (packed,) = await self._prepare([args])
         return await self._send(conn, packed)
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send ``commands`` together (one write, as a pipeline) and return each one's reply
         or, in its place, the exception it would raise: a reply error does not stop the
         others. Raises only when none could be sent (no connection, unpackable arguments)."""
-        try:
-            packed = [_pack(tuple(args)) for args in commands]
-        except TypeError as exc:
-            raise DataError(f"invalid command arguments: {exc}") from exc
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connect()
+        conn, packed = await self._prepare(commands)
         futures = [self._send(conn, p) for p in packed]
         out: list[Any] = []
         for future in futures:
@@ -215,6 +203,17 @@ class RedisMux:
             except Exception as exc:
                 out.append(exc)
         return out
+
+    async def _prepare(self, commands: Sequence[Sequence[Any]]) -> tuple[_Protocol, list[bytes]]:
+        """The connection (made if needed) and ``commands`` packed in RESP."""
+        try:
+            packed = [_pack(tuple(args)) for args in commands]
+        except TypeError as exc:  # None, a bool, a numpy scalar: redis-py refuses them too
+            raise DataError(f"invalid command arguments: {exc}") from exc
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connect()
+        return conn, packed
 
     def _send(self, conn: _Protocol, packed: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -319,3 +318,18 @@ class MuxScript:
         except NoScriptError:
             self.sha = await self.mux.script_load(self.source)
             return await self.mux.evalsha(self.sha, len(keys), *keys, *args)
+
+
+async def pipeline(
+    client: Any, fast: RedisMux | None, commands: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """Each of ``commands``' replies or, in its place, its error, in one round trip: through
+    ``fast`` (the worker's mux to the same server) when there is one, else as a redis-py
+    pipeline of ``client`` (not a transaction). Raises only when nothing could be sent."""
+    if fast is not None:
+        return await fast.execute_many(commands)
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    return results
