@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from router.backends.openai_compat import request_headers
 from router.backends.translate import from_exception, from_status
+from router.backends.upstream_http import exchange
 from router.classify.encoder import Encoder
 from router.classify.inputs import PromptText
 from router.errors import InvalidRequest, UpstreamError, UpstreamServerError
@@ -72,12 +72,6 @@ class LocalEncoders:
             self._encoder = None
 
 
-def _url(target: ModelSpec) -> str:
-    if not target.endpoint:
-        raise UpstreamServerError(f"Model '{target.name}' has no endpoint.", model=target.name)
-    return target.endpoint.rstrip("/") + "/embeddings"
-
-
 async def hosted_embed(
     session: aiohttp.ClientSession, body: dict[str, Any], target: ModelSpec, policy: Policy
 ) -> tuple[dict[str, Any], int | None]:
@@ -92,16 +86,7 @@ async def hosted_embed(
     content = orjson.dumps(sent)
     for attempt in range(retry.attempts):
         try:
-            async with asyncio.timeout(timeouts.total_s):
-                async with session.post(
-                    _url(target),
-                    data=content,
-                    headers=request_headers(target),
-                    timeout=aiohttp.ClientTimeout(
-                        total=None, sock_connect=timeouts.connect_s, connect=timeouts.connect_s
-                    ),
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
+            status, raw = await exchange(session, target, timeouts, "/embeddings", content)
         except Exception as exc:
             err = from_exception(exc, target.name)
             if not err.retryable or attempt + 1 >= retry.attempts:

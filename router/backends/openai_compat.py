@@ -9,7 +9,6 @@ nothing is buffered.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -17,13 +16,16 @@ import orjson
 
 from router.backends.base import Target
 from router.backends.idle_watch import IdleWatch
-from router.backends.translate import from_exception, from_status
+from router.backends.translate import from_exception
+from router.backends.upstream_http import json_answer, open_stream, post_for_body
 from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.messages import openai_body
 from router.protocol.sse import DataSplitter
+
+_PATH = "/chat/completions"
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
@@ -42,26 +44,6 @@ def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
     return body
 
 
-def request_headers(target: ModelSpec) -> dict[str, str]:
-    """Headers for ``target``: its credential and any configured extras."""
-    headers = {"content-type": "application/json", **target.headers}
-    if target.api_key is not None:
-        headers["authorization"] = f"Bearer {target.api_key.get_secret_value()}"
-    return headers
-
-
-def _url(target: ModelSpec) -> str:
-    if not target.endpoint:
-        raise UpstreamServerError(f"Model '{target.name}' has no endpoint.", model=target.name)
-    return target.endpoint.rstrip("/") + "/chat/completions"
-
-
-def _client_timeout(connect_s: float) -> aiohttp.ClientTimeout:
-    # The total deadline is enforced with asyncio.timeout around each call; aiohttp only
-    # bounds the connect phase.
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, connect=connect_s)
-
-
 class OpenAICompatBackend:
     """Calls OpenAI-compatible servers over one shared, pooled HTTP session."""
 
@@ -70,27 +52,8 @@ class OpenAICompatBackend:
 
     async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """POST the request and return the whole completion."""
-        timeouts, model = target.timeouts, target.model
-        content = orjson.dumps(upstream_body(req, model))
-        try:
-            async with asyncio.timeout(timeouts.total_s):
-                async with self._session.post(
-                    _url(model),
-                    data=content,
-                    headers=request_headers(model),
-                    timeout=_client_timeout(timeouts.connect_s),
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
-        except Exception as exc:
-            raise from_exception(exc, target.name) from exc
-        if status != 200:
-            raise from_status(status, raw, target.name)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamServerError(
-                f"Upstream '{target.name}' returned a body that is not JSON.", model=target.name
-            ) from exc
+        raw = await post_for_body(self._session, target, _PATH, upstream_body(req, target.model))
+        body = json_answer(raw, target.name)
         if not isinstance(body, dict) or "choices" not in body:
             raise UpstreamServerError(
                 f"Upstream '{target.name}' returned no choices.", model=target.name
@@ -182,28 +145,9 @@ class SSEStream:
 
     async def _open(self) -> aiohttp.ClientResponse:
         """Send the request; the response once its status is 200."""
-        timeouts, model = self._target.timeouts, self._target.model
-        content = orjson.dumps(upstream_body(self._req, model))
-        try:
-            async with asyncio.timeout(timeouts.first_token_s or timeouts.total_s):
-                resp = await self._session.post(
-                    _url(model),
-                    data=content,
-                    headers=request_headers(model),
-                    timeout=_client_timeout(timeouts.connect_s),
-                )
-        except Exception as exc:
-            raise from_exception(exc, self._target.name) from exc
-        if resp.status != 200:
-            try:
-                async with asyncio.timeout(timeouts.total_s):
-                    body = await resp.read()
-            except Exception:
-                body = b""
-            finally:
-                resp.release()
-            raise from_status(resp.status, body, self._target.name)
-        return resp
+        return await open_stream(
+            self._session, self._target, _PATH, upstream_body(self._req, self._target.model)
+        )
 
     def _close(self) -> None:
         if self._watch is not None:

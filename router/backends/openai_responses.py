@@ -17,14 +17,16 @@ import aiohttp
 import orjson
 
 from router.backends.base import Target
-from router.backends.openai_compat import request_headers
-from router.backends.translate import from_exception, from_status
+from router.backends.translate import from_exception
+from router.backends.upstream_http import json_answer, open_stream, post_for_body
 from router.errors import StreamInterrupted, UpstreamServerError
 from router.policy.schema import ModelSpec
 from router.protocol.chat_request import ChatRequest
 from router.protocol.chat_response import Chunk, Completion, Usage
 from router.protocol.responses import ResponsesChatRequest
 from router.protocol.responses_reverse import EventsToChunks, chat_to_responses, responses_to_chat
+
+_PATH = "/responses"
 
 
 def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
@@ -38,17 +40,6 @@ def upstream_body(req: ChatRequest, target: ModelSpec) -> dict[str, Any]:
     return body
 
 
-def _url(target: ModelSpec) -> str:
-    if not target.endpoint:
-        raise UpstreamServerError(f"Model '{target.name}' has no endpoint.", model=target.name)
-    return target.endpoint.rstrip("/") + "/responses"
-
-
-def _timeout(connect_s: float) -> aiohttp.ClientTimeout:
-    # the total deadline is enforced with asyncio.timeout around each call, as for chat
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect_s, connect=connect_s)
-
-
 class OpenAIResponsesBackend:
     """Calls ``<endpoint>/responses`` over the gateway's pooled HTTP session."""
 
@@ -57,27 +48,9 @@ class OpenAIResponsesBackend:
 
     async def complete(self, req: ChatRequest, target: Target) -> Completion:
         """POST the request; the whole answer as a chat completion."""
-        model, timeouts = target.model, target.timeouts
-        content = orjson.dumps(upstream_body(req, model))
-        try:
-            async with asyncio.timeout(timeouts.total_s):
-                async with self._session.post(
-                    _url(model),
-                    data=content,
-                    headers=request_headers(model),
-                    timeout=_timeout(timeouts.connect_s),
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
-        except Exception as exc:
-            raise from_exception(exc, model.name) from exc
-        if status != 200:
-            raise from_status(status, raw, model.name)
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamServerError(
-                f"Upstream '{model.name}' returned a body that is not JSON.", model=model.name
-            ) from exc
+        model = target.model
+        raw = await post_for_body(self._session, target, _PATH, upstream_body(req, model))
+        answer = json_answer(raw, model.name)
         if not isinstance(answer, dict) or not isinstance(answer.get("output"), list):
             raise UpstreamServerError(
                 f"Upstream '{model.name}' returned no output.", model=model.name
@@ -93,26 +66,8 @@ class OpenAIResponsesBackend:
     async def stream(self, req: ChatRequest, target: Target) -> AsyncIterator[Chunk]:
         """POST with ``stream: true``; yield the events as chat chunks as they arrive."""
         model, timeouts = target.model, target.timeouts
-        content = orjson.dumps(upstream_body(req, model))
-        first_s = timeouts.first_token_s or timeouts.total_s
+        resp = await open_stream(self._session, target, _PATH, upstream_body(req, model))
         try:
-            async with asyncio.timeout(first_s):
-                resp = await self._session.post(
-                    _url(model),
-                    data=content,
-                    headers=request_headers(model),
-                    timeout=_timeout(timeouts.connect_s),
-                )
-        except Exception as exc:
-            raise from_exception(exc, model.name) from exc
-        try:
-            if resp.status != 200:
-                try:
-                    async with asyncio.timeout(timeouts.total_s):
-                        body = await resp.read()
-                except Exception:
-                    body = b""
-                raise from_status(resp.status, body, model.name)
             reader = EventsToChunks(model=model.wire_model)
             async for event in _events(resp, model.name, timeouts.total_s):
                 kind = event.get("type")
