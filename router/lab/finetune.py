@@ -21,7 +21,9 @@ ridge (``docs/routing.md``). This asks whether *adapting* the encoder does, chea
    over length first (:func:`router.classify.lofo.pick`).
 
 ``--lr-layers 0`` trains the head alone on the frozen top layers: the same pipeline's frozen
-baseline. Per-fold held-out scores are saved in ``--out`` so an interrupted run resumes.
+baseline. ``--split 0`` caches only the embedding layer's output and fine-tunes all six layers
+(end to end but for the token embeddings). Per-fold held-out scores are saved in ``--out`` so
+an interrupted run resumes.
 """
 
 from __future__ import annotations
