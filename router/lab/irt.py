@@ -17,6 +17,10 @@ difficulty lies between the two models' abilities, which the pair-free difficult
 the raw gain. The target mixes ``mix`` of the smoothed gain with the raw one; everything else
 is the candidates table's leave-one-family-out ridge (:mod:`router.lab.candidates`), and the
 APGR is always scored on the real outcomes of the file's pair.
+
+``--residual`` trains on another target instead: the standardised gain minus its within-family
+regression on log tokens (what length leaves unexplained), so that the learned part only has to
+add to length rather than relearn it.
 """
 
 from __future__ import annotations
@@ -130,11 +134,36 @@ def target_design(design: Design, smoothed: F64, mix: float) -> Design:
     return replace(design, weak=np.zeros(len(gain)), strong=gain)
 
 
+def residual_gains(design: Design) -> F64:
+    """Per row, its family's standardised gain minus that gain's least-squares fit on the
+    standardised log token count (within the family)."""
+    gain = design.strong - design.weak
+    length = design.x[:, design.length_col]
+    out = np.zeros(len(gain))
+    for u in design.names():
+        rows = design.units == u
+        y = _standard(gain[rows])
+        x = _standard(length[rows])
+        out[rows] = y - float((y * x).mean()) * x
+    return out
+
+
+def _standard(v: F64) -> F64:
+    sd = float(v.std())
+    out: F64 = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
+    return out
+
+
 def irt_rows(
-    design: Design, smoothed: F64, mixes: Sequence[float], lambdas: Sequence[float]
+    design: Design,
+    smoothed: F64,
+    mixes: Sequence[float],
+    lambdas: Sequence[float],
+    label: str = "smoothed gain",
 ) -> list[Row]:
-    """Per-family APGR of length, the smoothed gain itself (reads labels) and every learned
-    setting fitted on the smoothed target, alone and with length."""
+    """Per-family APGR of length, the ``smoothed`` target itself (reads labels) and every
+    learned setting fitted on it (``mix`` of it, the rest the raw gain), alone and with
+    length."""
     names = design.names()
 
     def fam(score: F64) -> dict[str, float]:
@@ -143,7 +172,7 @@ def irt_rows(
     raw = design.strong - design.weak
     rows: list[Row] = [("prompt length (log tokens)", fam(design.x[:, design.length_col]))]
     labels = np.where(np.isnan(smoothed), raw, np.nan_to_num(smoothed))
-    rows.append(("ref: smoothed gain (reads labels)", fam(labels)))
+    rows.append((f"ref: {label} (reads labels)", fam(labels)))
     cfg = TrainConfig(learned=LEARNED)
     for mix in mixes:
         fitted = target_design(design, smoothed, mix)
@@ -162,11 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--embeddings-cache", type=Path)
     p.add_argument("--mix", type=float, nargs="+", default=[1.0, 0.5])
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--residual", action="store_true", help="the residual-after-length target")
     args = p.parse_args(argv)
     corpus = load_corpus(args.data)
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
     emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
     design = corpus_design(corpus, emb, tokens)
+    if args.residual:
+        rows = irt_rows(design, residual_gains(design), [1.0], args.lambdas, "residual")
+        print(format_rows(rows))
+        return 0
     smoothed = smoothed_gains(corpus)
     for k, path in enumerate(corpus.paths):
         rows = corpus.file_index == k

@@ -11,7 +11,7 @@ from router.classify.corpus import load_corpus
 from router.classify.dataset import DEFAULT_STRONG, DEFAULT_WEAK
 from router.classify.design import Design
 from router.classify.features import FEATURE_NAMES
-from router.lab.irt import fit_items, smoothed_gains, target_design
+from router.lab.irt import fit_items, residual_gains, smoothed_gains, target_design
 
 
 def _simulate(seed: int, n: int = 400, m: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,3 +74,21 @@ def test_files_of_two_models_keep_the_raw_gain(tmp_path: Path) -> None:
     assert np.allclose(fitted.strong[~two], smoothed[~two])
     half = target_design(design, smoothed, 0.5)
     assert np.allclose(half.strong[~two], 0.5 * raw[~two] + 0.5 * smoothed[~two])
+
+
+def test_the_residual_target_is_uncorrelated_with_length_in_each_family() -> None:
+    rng = np.random.default_rng(3)
+    n = 120
+    feats = rng.normal(size=(n, len(FEATURE_NAMES)))
+    units = np.asarray(["a", "b"] * (n // 2), dtype=np.str_)
+    design = Design(
+        x=feats, weak=rng.integers(0, 2, n).astype(np.float64),
+        strong=rng.integers(0, 2, n).astype(np.float64), difficulty=np.full(n, np.nan),
+        units=units, embedding_dim=0,
+    )  # fmt: skip
+    resid = residual_gains(design)
+    for u in ("a", "b"):
+        rows = units == u
+        assert abs(np.corrcoef(resid[rows], feats[rows, design.length_col])[0, 1]) < 1e-9
+        gain = design.strong[rows] - design.weak[rows]
+        assert np.corrcoef(resid[rows], gain)[0, 1] > 0.5
