@@ -1,0 +1,202 @@
+"""Only what holds in every family: an invariance filter on top of length (lab tooling).
+
+Run ``python -m router.lab.invariant --data ../shared/data/router --embeddings-cache E.npz``.
+
+Every learned direction tried so far helps some held-out families and hurts others, because a
+ridge fitted on seven families keeps whatever separates hard from easy prompts in any of them.
+This keeps a column only where its effect agrees across the training families:
+
+1. columns: the 11 cheap features and the first ``K`` principal components of the embedding
+   (fitted without the held-out family's prompts);
+2. per training family, each column's **partial correlation with the gain given length** (both
+   standardised within the family, length regressed out of each);
+3. a column is kept when its sign agrees in all training families but ``slack``; its weight is
+   that sign times its mean absolute partial correlation; the rest weigh 0;
+4. ``score = z(log tokens) + λ · z(Σ weight · z(column))``, z's over the training rows.
+
+The table scores each family with the filter fitted on the other seven, for every (K, slack,
+λ). The **nested** run then chooses (K, slack, λ) for each held-out family F without F: each
+other family G is scored by a filter fitted on the six families that are neither F nor G, and
+the setting whose worst G gains most over length (then the mean, then the smaller λ) scores F.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from router.classify.corpus import load_corpus
+from router.classify.design import Design, corpus_design, encode_outcomes
+from router.classify.encoder import Encoder
+from router.classify.lofo import F64, family_apgr
+
+Setting = tuple[int, int, float]
+"""(principal components K, slack, λ)."""
+
+
+def _z(v: F64) -> F64:
+    sd = float(v.std())
+    out: F64 = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
+    return out
+
+
+def partial_effects(cols: F64, gain: F64, length: F64) -> F64:
+    """Each column's correlation with ``gain`` once ``length`` is regressed out of both (rows of
+    one family)."""
+    lz = _z(length)
+    y = _z(gain)
+    y = y - float((y * lz).mean()) * lz
+    x = (cols - cols.mean(0)) / np.where(cols.std(0) > 1e-12, cols.std(0), 1.0)
+    x = x - np.outer(lz, (x * lz[:, None]).mean(0))
+    sx = x.std(0)
+    sy = float(y.std())
+    out: F64 = (x * y[:, None]).mean(0) / np.where(sx > 1e-12, sx, 1.0) / (sy or 1.0)
+    return out
+
+
+def agreeing_weights(effects: F64, slack: int) -> F64:
+    """Weights from per-family effects (``[families, columns]``): sign times mean absolute
+    effect where all families but ``slack`` agree on the sign, else 0."""
+    need = effects.shape[0] - slack
+    up = (effects > 0).sum(0) >= need
+    down = (effects < 0).sum(0) >= need
+    out: F64 = np.where(up, 1.0, np.where(down, -1.0, 0.0)) * np.abs(effects.mean(0))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Candidate columns with each family's partial effects."""
+
+    values: F64
+    effects: dict[str, F64]
+
+
+def columns(design: Design, k: int, exclude: Sequence[str]) -> Columns:
+    """The features and ``k`` principal components of the embedding (fitted on rows outside
+    ``exclude``), with every family's partial effects."""
+    emb = design.x[:, : design.embedding_dim]
+    keep = ~np.isin(design.units, list(exclude))
+    mean = emb[keep].mean(0)
+    _, _, vt = np.linalg.svd(emb[keep][::3] - mean, full_matrices=False)
+    values = np.hstack([design.x[:, design.embedding_dim :], (emb - mean) @ vt[:k].T])
+    gain = design.strong - design.weak
+    length = design.x[:, design.length_col]
+    effects = {
+        u: partial_effects(values[rows], gain[rows], length[rows])
+        for u in design.names()
+        for rows in (design.units == u,)
+    }
+    return Columns(values, effects)
+
+
+def score(
+    design: Design, cols: Columns, train: Sequence[str], target: str, slack: int, lam: float
+) -> F64:
+    """``target``'s rows scored by the filter fitted on ``train`` (other rows 0)."""
+    w = agreeing_weights(np.asarray([cols.effects[u] for u in train]), slack)
+    tr = np.isin(design.units, list(train))
+    rows = design.units == target
+    mean = cols.values[tr].mean(0)
+    sd = np.where(cols.values[tr].std(0) > 1e-12, cols.values[tr].std(0), 1.0)
+    ref = ((cols.values[tr] - mean) / sd) @ w
+    learned = (((cols.values[rows] - mean) / sd) @ w - ref.mean()) / (ref.std() or 1.0)
+    length = design.x[:, design.length_col]
+    out = np.zeros(len(design.units))
+    out[rows] = (length[rows] - length[tr].mean()) / length[tr].std() + lam * learned
+    return out
+
+
+def _apgr(design: Design, s: F64, unit: str) -> float:
+    rows = design.units == unit
+    units, weak, strong = design.units[rows], design.weak[rows], design.strong[rows]
+    return family_apgr(s[rows], units, weak, strong, [unit])[unit]
+
+
+def lofo_table(
+    design: Design, ks: Sequence[int], slacks: Sequence[int], lambdas: Sequence[float]
+) -> dict[Setting, dict[str, float]]:
+    """Per setting, each family's APGR scored by the filter fitted on the others."""
+    names = design.names()
+    out: dict[Setting, dict[str, float]] = {}
+    for k in ks:
+        per_family = {f: columns(design, k, [f]) for f in names}
+        for slack in slacks:
+            for lam in lambdas:
+                out[(k, slack, lam)] = {
+                    f: _apgr(design, score(design, per_family[f], others, f, slack, lam), f)
+                    for f in names
+                    for others in ([u for u in names if u != f],)
+                }
+    return out
+
+
+def nested(
+    design: Design, ks: Sequence[int], slacks: Sequence[int], lambdas: Sequence[float]
+) -> dict[str, tuple[Setting, float]]:
+    """Per held-out family, the setting chosen without it and its APGR there."""
+    names = design.names()
+    length = design.x[:, design.length_col]
+    base = {u: _apgr(design, length, u) for u in names}
+    out: dict[str, tuple[Setting, float]] = {}
+    for f in names:
+        others = [u for u in names if u != f]
+        ranked: dict[Setting, tuple[float, float, float]] = {}
+        cache = {k: columns(design, k, [f]) for k in ks}
+        for k in ks:
+            for slack in slacks:
+                for lam in lambdas:
+                    gains = []
+                    for g in others:
+                        train = [u for u in others if u != g]
+                        s = score(design, cache[k], train, g, slack, lam)
+                        gains.append(_apgr(design, s, g) - base[g])
+                    worst, mean = round(min(gains), 4), round(float(np.mean(gains)), 4)
+                    ranked[(k, slack, lam)] = (worst, mean, -lam)
+        best = max(ranked, key=lambda s: ranked[s])
+        k, slack, lam = best
+        out[f] = (best, _apgr(design, score(design, cache[k], others, f, slack, lam), f))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the leave-one-family-out table (gains over length) and the nested choice."""
+    p = argparse.ArgumentParser(prog="python -m router.lab.invariant", description=__doc__)
+    p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
+    p.add_argument("--embeddings-cache", type=Path)
+    p.add_argument("--k", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("--slack", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 1.0])
+    args = p.parse_args(argv)
+    corpus = load_corpus(args.data)
+    encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=48)
+    emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
+    design = corpus_design(corpus, emb, tokens)
+    names = design.names()
+    length = design.x[:, design.length_col]
+    base = {u: _apgr(design, length, u) for u in names}
+    print(f"{'':<22}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean")
+    print(f"{'prompt length':<22}" + "".join(f"{base[n]:>9.4f}" for n in names)
+          + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}")  # fmt: skip
+    for (k, slack, lam), r in lofo_table(design, args.k, args.slack, args.lambdas).items():
+        d = [r[n] - base[n] for n in names]
+        print(f"K {k:<3} slack {slack} λ {lam:<5g}" + "".join(f"{x:>+9.4f}" for x in d)
+              + f"{min(d):>+9.4f}{np.mean(list(r.values())):>9.4f}")  # fmt: skip
+    chosen = nested(design, args.k, args.slack, args.lambdas)
+    print("nested (setting chosen without the family):")
+    for f, ((k, slack, lam), a) in chosen.items():
+        print(f"  {f:<15} K {k} slack {slack} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "
+              f"{a - base[f]:+.4f})")  # fmt: skip
+    values = [a for _, a in chosen.values()]
+    worst = min(a - base[f] for f, (_, a) in chosen.items())
+    print(f"  mean {np.mean(values):.4f} (length {np.mean(list(base.values())):.4f}), "
+          f"worst {worst:+.4f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
