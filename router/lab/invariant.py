@@ -26,6 +26,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -58,13 +59,23 @@ def partial_effects(cols: F64, gain: F64, length: F64) -> F64:
     return out
 
 
-def agreeing_weights(effects: F64, slack: int) -> F64:
-    """Weights from per-family effects (``[families, columns]``): sign times mean absolute
-    effect where all families but ``slack`` agree on the sign, else 0."""
+Magnitude = Literal["mean", "min", "equal"]
+
+
+def agreeing_weights(effects: F64, slack: int, magnitude: Magnitude = "mean") -> F64:
+    """Weights from per-family effects (``[families, columns]``): where all families but
+    ``slack`` agree on a column's sign, that sign times its mean absolute effect (``min``: the
+    ``slack + 1``-th smallest absolute effect; ``equal``: 1), else 0."""
     need = effects.shape[0] - slack
     up = (effects > 0).sum(0) >= need
     down = (effects < 0).sum(0) >= need
-    out: F64 = np.where(up, 1.0, np.where(down, -1.0, 0.0)) * np.abs(effects.mean(0))
+    sign = np.where(up, 1.0, np.where(down, -1.0, 0.0))
+    if magnitude == "equal":
+        return sign
+    if magnitude == "min":
+        out: F64 = sign * np.sort(np.abs(effects), axis=0)[slack]
+        return out
+    out = sign * np.abs(effects.mean(0))
     return out
 
 
@@ -95,10 +106,16 @@ def columns(design: Design, k: int, exclude: Sequence[str]) -> Columns:
 
 
 def score(
-    design: Design, cols: Columns, train: Sequence[str], target: str, slack: int, lam: float
+    design: Design,
+    cols: Columns,
+    train: Sequence[str],
+    target: str,
+    slack: int,
+    lam: float,
+    magnitude: Magnitude = "mean",
 ) -> F64:
     """``target``'s rows scored by the filter fitted on ``train`` (other rows 0)."""
-    w = agreeing_weights(np.asarray([cols.effects[u] for u in train]), slack)
+    w = agreeing_weights(np.asarray([cols.effects[u] for u in train]), slack, magnitude)
     tr = np.isin(design.units, list(train))
     rows = design.units == target
     mean = cols.values[tr].mean(0)
@@ -118,7 +135,11 @@ def _apgr(design: Design, s: F64, unit: str) -> float:
 
 
 def lofo_table(
-    design: Design, ks: Sequence[int], slacks: Sequence[int], lambdas: Sequence[float]
+    design: Design,
+    ks: Sequence[int],
+    slacks: Sequence[int],
+    lambdas: Sequence[float],
+    magnitude: Magnitude = "mean",
 ) -> dict[Setting, dict[str, float]]:
     """Per setting, each family's APGR scored by the filter fitted on the others."""
     names = design.names()
@@ -127,16 +148,21 @@ def lofo_table(
         per_family = {f: columns(design, k, [f]) for f in names}
         for slack in slacks:
             for lam in lambdas:
-                out[(k, slack, lam)] = {
-                    f: _apgr(design, score(design, per_family[f], others, f, slack, lam), f)
-                    for f in names
-                    for others in ([u for u in names if u != f],)
-                }
+                row: dict[str, float] = {}
+                for f in names:
+                    others = [u for u in names if u != f]
+                    s = score(design, per_family[f], others, f, slack, lam, magnitude)
+                    row[f] = _apgr(design, s, f)
+                out[(k, slack, lam)] = row
     return out
 
 
 def nested(
-    design: Design, ks: Sequence[int], slacks: Sequence[int], lambdas: Sequence[float]
+    design: Design,
+    ks: Sequence[int],
+    slacks: Sequence[int],
+    lambdas: Sequence[float],
+    magnitude: Magnitude = "mean",
 ) -> dict[str, tuple[Setting, float]]:
     """Per held-out family, the setting chosen without it and its APGR there."""
     names = design.names()
@@ -153,13 +179,14 @@ def nested(
                     gains = []
                     for g in others:
                         train = [u for u in others if u != g]
-                        s = score(design, cache[k], train, g, slack, lam)
+                        s = score(design, cache[k], train, g, slack, lam, magnitude)
                         gains.append(_apgr(design, s, g) - base[g])
                     worst, mean = round(min(gains), 4), round(float(np.mean(gains)), 4)
                     ranked[(k, slack, lam)] = (worst, mean, -lam)
         best = max(ranked, key=lambda s: ranked[s])
         k, slack, lam = best
-        out[f] = (best, _apgr(design, score(design, cache[k], others, f, slack, lam), f))
+        s = score(design, cache[k], others, f, slack, lam, magnitude)
+        out[f] = (best, _apgr(design, s, f))
     return out
 
 
@@ -171,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--k", type=int, nargs="+", default=[16, 32, 64])
     p.add_argument("--slack", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--weights", choices=["mean", "min", "equal"], default="mean")
     args = p.parse_args(argv)
     corpus = load_corpus(args.data)
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=48)
@@ -182,11 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'':<22}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean")
     print(f"{'prompt length':<22}" + "".join(f"{base[n]:>9.4f}" for n in names)
           + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}")  # fmt: skip
-    for (k, slack, lam), r in lofo_table(design, args.k, args.slack, args.lambdas).items():
+    table = lofo_table(design, args.k, args.slack, args.lambdas, args.weights)
+    for (k, slack, lam), r in table.items():
         d = [r[n] - base[n] for n in names]
         print(f"K {k:<3} slack {slack} λ {lam:<5g}" + "".join(f"{x:>+9.4f}" for x in d)
               + f"{min(d):>+9.4f}{np.mean(list(r.values())):>9.4f}")  # fmt: skip
-    chosen = nested(design, args.k, args.slack, args.lambdas)
+    chosen = nested(design, args.k, args.slack, args.lambdas, args.weights)
     print("nested (setting chosen without the family):")
     for f, ((k, slack, lam), a) in chosen.items():
         print(f"  {f:<15} K {k} slack {slack} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "

@@ -54,3 +54,10 @@ def test_a_family_is_scored_and_its_setting_chosen_without_its_labels() -> None:
     chosen = nested(design, [2, 3], [0, 1], [0.1, 1.0])
     again = nested(flipped, [2, 3], [0, 1], [0.1, 1.0])
     assert chosen["a"][0] == again["a"][0]
+
+
+def test_other_magnitudes_keep_the_same_columns() -> None:
+    effects = np.asarray([[0.1, -0.2, 0.1], [0.2, -0.1, -0.1], [0.3, -0.3, 0.2]])
+    assert np.allclose(agreeing_weights(effects, 0, "min"), [0.1, -0.1, 0.0])
+    assert np.allclose(agreeing_weights(effects, 1, "min"), [0.2, -0.2, 0.1])
+    assert np.array_equal(agreeing_weights(effects, 0, "equal"), [1.0, -1.0, 0.0])
