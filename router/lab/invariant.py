@@ -17,7 +17,8 @@ This keeps a column only where its effect agrees across the training families:
 The table scores each family with the filter fitted on the other seven, for every (K, slack,
 λ). The **nested** run then chooses (K, slack, λ) for each held-out family F without F: each
 other family G is scored by a filter fitted on the six families that are neither F nor G, and
-the setting whose worst G gains most over length (then the mean, then the smaller λ) scores F.
+the setting whose worst G gains most over length (then the mean, then the smaller λ: the rule's
+own :func:`router.classify.lofo.pick`) scores F.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from router.classify.corpus import load_corpus
 from router.classify.design import Design, corpus_design, encode_outcomes
 from router.classify.encoder import Encoder
-from router.classify.lofo import F64, family_apgr
+from router.classify.lofo import F64, Candidate, family_apgr, pick
 
 Setting = tuple[int, int, float]
 """(principal components K, slack, λ)."""
@@ -171,19 +172,20 @@ def nested(
     out: dict[str, tuple[Setting, float]] = {}
     for f in names:
         others = [u for u in names if u != f]
-        ranked: dict[Setting, tuple[float, float, float]] = {}
         cache = {k: columns(design, k, [f]) for k in ks}
+        results: dict[Candidate, dict[str, float]] = {}
+        settings: dict[Candidate, Setting] = {}
         for k in ks:
             for slack in slacks:
                 for lam in lambdas:
-                    gains = []
+                    c = Candidate(f"K{k}/slack{slack}", lam, 0.0)
+                    settings[c] = (k, slack, lam)
+                    results[c] = {}
                     for g in others:
                         train = [u for u in others if u != g]
                         s = score(design, cache[k], train, g, slack, lam, magnitude)
-                        gains.append(_apgr(design, s, g) - base[g])
-                    worst, mean = round(min(gains), 4), round(float(np.mean(gains)), 4)
-                    ranked[(k, slack, lam)] = (worst, mean, -lam)
-        best = max(ranked, key=lambda s: ranked[s])
+                        results[c][g] = _apgr(design, s, g)
+        best = settings[pick(results, {g: base[g] for g in others})]
         k, slack, lam = best
         s = score(design, cache[k], others, f, slack, lam, magnitude)
         out[f] = (best, _apgr(design, s, f))
