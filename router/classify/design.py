@@ -216,7 +216,8 @@ def join(a: Design, b: Design) -> Design:
     )
 
 
-def _z(v: F64) -> F64:
+def zscore(v: F64) -> F64:
+    """``v`` standardised to mean 0 and standard deviation 1 (a constant ``v``: centred only)."""
     sd = float(v.std())
     out: F64 = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
     return out
@@ -237,10 +238,10 @@ def target_and_weight(design: Design, learned: Learned, extra_share: float) -> t
     has_extra = len(shared) < len(names)
     for u in names:
         rows = family == u
-        t = _z(design.strong[rows] - design.weak[rows])
+        t = zscore(design.strong[rows] - design.weak[rows])
         d = design.difficulty[rows]
         if learned.difficulty_share and not np.isnan(d).any():
-            t = (1 - learned.difficulty_share) * t + learned.difficulty_share * _z(d)
+            t = (1 - learned.difficulty_share) * t + learned.difficulty_share * zscore(d)
         y[rows] = t
         if is_extra(u):
             w[rows] = n * extra_share / rows.sum()

@@ -5,6 +5,9 @@ weak one, and take the mean outcome. ``PGR(s) = (routed - weak) / (strong - weak
 area under PGR over ``s`` in [0, 1]; ``CPT(x)`` is the smallest strong share with ``PGR >= x``.
 Tied scores are routed together, and the curve is linear between tie groups (the expectation
 under random tie-breaking), so a constant router gets exactly the random router's 0.5.
+
+:func:`apgr_delta_interval` says how sure a difference between two routers on the same prompts
+is: a paired bootstrap over the prompts (both routers see the same resample).
 """
 
 from __future__ import annotations
@@ -93,3 +96,69 @@ def router_metrics(
     """APGR, CPT(50%) and CPT(80%) of one router."""
     c = pgr_curve(scores, weak, strong)
     return RouterMetrics(apgr=apgr(c), cpt50=cpt(c, 0.5), cpt80=cpt(c, 0.8))
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaInterval:
+    """APGR(a) − APGR(b) on the same prompts, with a paired bootstrap interval."""
+
+    delta: float
+    """The difference on the prompts themselves."""
+    low: float
+    """Lower end of the interval (the ``(1 - level) / 2`` quantile of the resampled deltas)."""
+    high: float
+    """Upper end of the interval."""
+    level: float
+    """Coverage of the interval, e.g. 0.95."""
+    resamples: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Rounded numbers for JSON."""
+        return {
+            "delta": round(self.delta, 4),
+            "low": round(self.low, 4),
+            "high": round(self.high, 4),
+            "level": self.level,
+            "resamples": self.resamples,
+        }
+
+    def format(self) -> str:
+        """``+0.012 [-0.004, +0.029]``."""
+        return f"{self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def apgr_delta_interval(
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    weak: npt.ArrayLike,
+    strong: npt.ArrayLike,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> DeltaInterval:
+    """APGR of router scores ``a`` minus that of ``b``, with a paired bootstrap interval.
+
+    Each resample draws the prompts with replacement and scores both routers on the same draw
+    (PGR normalised by that draw's own weak/strong gap), so the prompts' shared difficulty
+    cancels and only the routers' disagreement counts. Seeded: the same input gives the same
+    interval. Identical routers give exactly ``[0, 0]``.
+    """
+    sa, sb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    w, g = np.asarray(weak, dtype=np.float64), np.asarray(strong, dtype=np.float64)
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1)")
+    if resamples < 1:
+        raise ValueError("resamples must be at least 1")
+    delta = apgr(pgr_curve(sa, w, g)) - apgr(pgr_curve(sb, w, g))
+    if np.array_equal(sa, sb):
+        return DeltaInterval(delta, 0.0, 0.0, level, resamples)
+    rng = np.random.default_rng(seed)
+    n = len(sa)
+    deltas = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, n, n)
+        wi, gi = w[idx], g[idx]
+        deltas[i] = apgr(pgr_curve(sa[idx], wi, gi)) - apgr(pgr_curve(sb[idx], wi, gi))
+    tail = (1 - level) / 2
+    low, high = np.quantile(deltas, [tail, 1 - tail])
+    return DeltaInterval(float(delta), float(low), float(high), level, resamples)

@@ -37,7 +37,12 @@ from router.classify.lofo import (
     held_out_components,
     pick,
 )
-from router.classify.metrics import RouterMetrics, router_metrics
+from router.classify.metrics import (
+    DeltaInterval,
+    RouterMetrics,
+    apgr_delta_interval,
+    router_metrics,
+)
 
 F64 = npt.NDArray[np.float64]
 
@@ -55,6 +60,10 @@ class Validation:
     """Per family, the candidate chosen without that family, scored on it (empty: not run)."""
     nested_choices: dict[str, Candidate]
     candidates: int
+    scores: F64 | None = None
+    """Every shared row's held-out score under the chosen candidate (design order)."""
+    nested_scores: F64 | None = None
+    """Every shared row's score under the candidate chosen without its family (if run)."""
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready (model metadata, ``router eval --json``)."""
@@ -186,13 +195,15 @@ def validate(design: Design, config: TrainConfig) -> Validation:
     rows = {u: design.units == u for u in names}
     nested: dict[str, RouterMetrics] = {}
     choices: dict[str, Candidate] = {}
+    nested_score = np.full(len(score), np.nan)
     if config.nested and config.fixed is None and len(names) > 2:  # inner runs need two
         for f in names:
             inner = [u for u in names if u != f]
             inner_parts = held_out_parts(design, config, stats, inner, exclude=[f])
             c, _ = _choose(config, inner_parts, design, inner)
             choices[f] = c
-            nested[f] = _metrics(_score(parts, c), design, rows[f])
+            nested_score[rows[f]] = _score(parts, c)[rows[f]]
+            nested[f] = _metrics(nested_score, design, rows[f])
     return Validation(
         chosen=chosen,
         families=names,
@@ -202,7 +213,31 @@ def validate(design: Design, config: TrainConfig) -> Validation:
         nested=nested,
         nested_choices=choices,
         candidates=count,
+        scores=score,
+        nested_scores=nested_score if nested else None,
     )
+
+
+def gain_intervals(
+    design: Design, validation: Validation, resamples: int = 1000, level: float = 0.95
+) -> dict[str, dict[str, DeltaInterval]]:
+    """Per family: the held-out router's (and the nested router's) APGR minus prompt length's,
+    with a paired bootstrap interval over the family's prompts (:func:`apgr_delta_interval`).
+
+    An interval that straddles 0 means the family's rows cannot tell the two routers apart.
+    """
+    if validation.scores is None:
+        raise ValueError("this validation kept no held-out scores")
+    length = design.x[:, design.length_col]
+    out: dict[str, dict[str, DeltaInterval]] = {}
+    for f in validation.families:
+        rows = design.units == f
+        args = (length[rows], design.weak[rows], design.strong[rows], resamples, level)
+        entry = {"router": apgr_delta_interval(validation.scores[rows], *args)}
+        if validation.nested_scores is not None and f in validation.nested:
+            entry["nested_router"] = apgr_delta_interval(validation.nested_scores[rows], *args)
+        out[f] = entry
+    return out
 
 
 def select_on_extra(design: Design, config: TrainConfig, seed: int = 0) -> tuple[Candidate, float]:

@@ -32,6 +32,8 @@ def format_adapt(r: AdaptResult) -> str:
         f"    {'before':<14}{r.before.apgr:.3f}",
         f"    {'after':<14}{r.after.apgr:.3f}",
         f"    {'prompt length':<14}{r.length.apgr:.3f}",
+        f"  after - before: {r.after_minus_before.format()}, after - length: "
+        f"{r.after_minus_length.format()} (95% paired bootstrap over the rest's prompts)",
     ]
     return "\n".join(lines)
 

@@ -28,7 +28,7 @@ from router.classify.design import TrainConfig, corpus_design, encode_outcomes
 from router.classify.encoder import Encoder, EncoderUnavailable
 from router.classify.head import read_metadata
 from router.classify.trained import shipped_model_dir
-from router.classify.validate import validate
+from router.classify.validate import gain_intervals, validate
 from router.cli.score import add_model_args, load_scorer
 from router.lab.evaluate import evaluate_scores, format_lofo, format_report, write_plot
 
@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-nested", action="store_true", help="skip the nested validation")
     p.add_argument("--embeddings-cache", type=Path, help=".npz of embeddings to reuse/write")
     p.add_argument(
+        "--resamples", type=int, default=1000, metavar="N", help="paired bootstrap resamples for "
+        "the 95%% interval of each gain over prompt length (0: no intervals)"
+    )  # fmt: skip
+    p.add_argument(
         "--adapt", type=int, metavar="K", help="one file: replay it, learn from K labels (see "
         "router learn) and print APGR on the rest before and after"
     )  # fmt: skip
@@ -63,6 +67,9 @@ def eval_cmd(args: argparse.Namespace) -> int:
     missing = [p for p in data if not p.exists()]
     if missing:
         print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    if args.resamples < 0:
+        print("error: --resamples must be 0 or more", file=sys.stderr)
         return 2
     if args.adapt is not None:
         if len(data) != 1 or data[0].is_dir():
@@ -94,9 +101,8 @@ def lofo_cmd(args: argparse.Namespace, data: list[Path]) -> int:
             max_tokens=int(budget) if isinstance(budget, int) else 48,
         )
         emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
-        result = validate(
-            corpus_design(corpus, emb, tokens), TrainConfig(nested=not args.no_nested)
-        )
+        design = corpus_design(corpus, emb, tokens)
+        result = validate(design, TrainConfig(nested=not args.no_nested))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -111,6 +117,11 @@ def lofo_cmd(args: argparse.Namespace, data: list[Path]) -> int:
         "encoder_max_tokens": encoder.max_tokens,
         **result.as_dict(),
     }
+    if args.resamples > 0:
+        families = out["families"]
+        assert isinstance(families, dict)
+        for fam, entry in gain_intervals(design, result, args.resamples).items():
+            families[fam]["gain_over_length"] = {k: v.as_dict() for k, v in entry.items()}
     if args.json:
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -135,7 +146,7 @@ def file_cmd(args: argparse.Namespace, path: Path) -> int:
         batch = data.prompts[start : start + args.batch_size]
         scores += [s.score for s in scorer.score_prompts(batch)]
         tokens += scorer.encoder.token_ids(batch)[1]
-    report = evaluate_scores(data, np.asarray(scores), np.asarray(tokens))
+    report = evaluate_scores(data, np.asarray(scores), np.asarray(tokens), args.resamples)
     meta = read_metadata(args.model or shipped_model_dir())
     trained_on = {d.get("sha256") for d in meta.get("data", []) if isinstance(d, dict)}  # type: ignore[attr-defined]
     in_training = file_sha256(path) in trained_on

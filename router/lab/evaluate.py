@@ -15,7 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.dataset import Outcomes
-from router.classify.metrics import Curve, RouterMetrics, pgr_curve, router_metrics
+from router.classify.metrics import (
+    Curve,
+    DeltaInterval,
+    RouterMetrics,
+    apgr_delta_interval,
+    pgr_curve,
+    router_metrics,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +38,19 @@ class EvalReport:
     strong_quality: float
     """Mean outcome when everything goes to the strong model."""
     curves: dict[str, Curve] = field(default_factory=dict)
+    gain_over_length: DeltaInterval | None = None
+    """The router's APGR minus prompt length's, with a paired bootstrap interval."""
 
     def as_dict(self) -> dict[str, object]:
         """Rounded numbers for JSON output and model metadata."""
+        gain = {} if self.gain_over_length is None else {
+            "gain_over_length": self.gain_over_length.as_dict()
+        }  # fmt: skip
         return {
             "rows": self.rows,
             "router": self.router.as_dict(),
             "prompt_length": self.prompt_length.as_dict(),
+            **gain,
             "random": self.random.as_dict(),
             "always_weak_quality": round(self.weak_quality, 4),
             "always_strong_quality": round(self.strong_quality, 4),
@@ -45,9 +58,10 @@ class EvalReport:
 
 
 def evaluate_scores(
-    data: Outcomes, scores: npt.ArrayLike, user_tokens: npt.ArrayLike
+    data: Outcomes, scores: npt.ArrayLike, user_tokens: npt.ArrayLike, resamples: int = 0
 ) -> EvalReport:
-    """Evaluate ``scores`` (higher = more likely to need the strong model) on ``data``."""
+    """Evaluate ``scores`` (higher = more likely to need the strong model) on ``data``;
+    ``resamples`` > 0 adds a paired bootstrap interval of the gain over prompt length."""
     s = np.asarray(scores, dtype=np.float64)
     length = np.asarray(user_tokens, dtype=np.float64)
     constant = np.zeros(len(data))
@@ -63,6 +77,9 @@ def evaluate_scores(
             "prompt length": pgr_curve(length, data.weak, data.strong),
             "random": pgr_curve(constant, data.weak, data.strong),
         },
+        gain_over_length=apgr_delta_interval(s, length, data.weak, data.strong, resamples)
+        if resamples > 0
+        else None,
     )
 
 
@@ -78,6 +95,11 @@ def format_report(name: str, report: EvalReport) -> str:
         ("random", report.random),
     ):
         lines.append(f"  {label:<16}{m.apgr:>8.3f}{m.cpt50:>9.1%}{m.cpt80:>10.1%}")
+    if report.gain_over_length is not None:
+        lines.append(
+            f"  trained - length APGR {report.gain_over_length.format()} "
+            f"(95% paired bootstrap over prompts)"
+        )
     lines.append(f"  always-weak quality   {report.weak_quality:.3f} (strong share 0%)")
     lines.append(f"  always-strong quality {report.strong_quality:.3f} (strong share 100%)")
     return "\n".join(lines)
@@ -138,33 +160,59 @@ def write_plot(path: Path, title: str, report: EvalReport) -> Path:
     return path
 
 
+def _interval(entry: object, key: str) -> str:
+    if not isinstance(entry, dict) or key not in entry:
+        return ""
+    iv = entry[key]
+    return f"  [{iv['low']:+.3f}, {iv['high']:+.3f}]"
+
+
 def format_lofo(validation: dict[str, object]) -> str:
-    """A plain-text table of a leave-one-family-out validation (``Validation.as_dict()``)."""
+    """A plain-text table of a leave-one-family-out validation (``Validation.as_dict()``).
+
+    Where a family carries ``gain_over_length`` (``router eval``), its paired bootstrap
+    intervals follow the gains they belong to.
+    """
     fams = validation["families"]
     chosen = validation["chosen"]
     means = validation["mean"]
     assert isinstance(fams, dict) and isinstance(chosen, dict) and isinstance(means, dict)
     nested = "nested_router_apgr" in means
+    intervals = any("gain_over_length" in f for f in fams.values())
+    width = 20 if intervals else 0
     head = f"  {'held-out family':<16}{'rows':>7}{'APGR':>8}{'length':>8}{'gain':>8}"
+    head += f" {'(95%)':<{width - 1}}" if intervals else ""
     head += f"{'CPT(50%)':>10}{'length':>8}" + (f"{'nested':>8}" if nested else "")
+    head += f"{'gain':>8}  (95%)" if nested and intervals else ""
     lines = ["leave-one-family-out: each family scored by heads fitted on the other families", head]
     for name, f in fams.items():
         r, b = f["router"], f["prompt_length"]
-        line = (
-            f"  {name:<16}{f['rows']:>7}{r['apgr']:>8.3f}{b['apgr']:>8.3f}"
-            f"{r['apgr'] - b['apgr']:>+8.3f}{r['cpt50']:>10.1%}{b['cpt50']:>8.1%}"
-        )
-        if nested:
-            line += f"{f['nested_router']['apgr']:>8.3f}" if "nested_router" in f else f"{'':>8}"
-        lines.append(line)
+        ci = f.get("gain_over_length")
+        line = f"  {name:<16}{f['rows']:>7}{r['apgr']:>8.3f}{b['apgr']:>8.3f}"
+        line += f"{r['apgr'] - b['apgr']:>+8.3f}"
+        line += f"{_interval(ci, 'router'):<{width}}" if intervals else ""
+        line += f"{r['cpt50']:>10.1%}{b['cpt50']:>8.1%}"
+        if nested and "nested_router" in f:
+            n = f["nested_router"]["apgr"]
+            line += f"{n:>8.3f}"
+            if intervals:
+                line += f"{n - b['apgr']:>+8.3f}{_interval(ci, 'nested_router')}"
+        lines.append(line.rstrip())
     line = f"  {'mean':<16}{'':>7}{means['router_apgr']:>8.3f}{means['prompt_length_apgr']:>8.3f}"
     line += f"{means['router_apgr'] - means['prompt_length_apgr']:>+8.3f}"
     if nested:
-        line += f"{'':>18}{means['nested_router_apgr']:>8.3f}"
+        line += f"{'':>{18 + width}}{means['nested_router_apgr']:>8.3f}"
+        if intervals:
+            line += f"{means['nested_router_apgr'] - means['prompt_length_apgr']:>+8.3f}"
     lines.append(line)
     lines.append(
         f"  chosen: learned {chosen['learned']}, λ {chosen['lam']:g}, structure "
         f"{chosen['structure']:g}; beats length on every family: "
         f"{'yes' if validation.get('beats_length_on_every_family') else 'no'}"
     )
+    if intervals:
+        lines.append(
+            "  (95%): paired bootstrap interval of the gain over prompt length (resampled prompts);"
+            " one that holds 0 cannot tell the two apart"
+        )
     return "\n".join(lines)

@@ -32,25 +32,20 @@ from typing import Literal
 import numpy as np
 
 from router.classify.corpus import load_corpus
-from router.classify.design import Design, corpus_design, encode_outcomes
+from router.classify.design import Design, corpus_design, encode_outcomes, zscore
 from router.classify.encoder import Encoder
 from router.classify.lofo import F64, Candidate, family_apgr, pick
+from router.classify.metrics import apgr_delta_interval
 
 Setting = tuple[int, int, float]
 """(principal components K, slack, λ)."""
 
 
-def _z(v: F64) -> F64:
-    sd = float(v.std())
-    out: F64 = (v - v.mean()) / (sd if sd > 1e-12 else 1.0)
-    return out
-
-
 def partial_effects(cols: F64, gain: F64, length: F64) -> F64:
     """Each column's correlation with ``gain`` once ``length`` is regressed out of both (rows of
     one family)."""
-    lz = _z(length)
-    y = _z(gain)
+    lz = zscore(length)
+    y = zscore(gain)
     y = y - float((y * lz).mean()) * lz
     x = (cols - cols.mean(0)) / np.where(cols.std(0) > 1e-12, cols.std(0), 1.0)
     x = x - np.outer(lz, (x * lz[:, None]).mean(0))
@@ -202,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--slack", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 1.0])
     p.add_argument("--weights", choices=["mean", "min", "equal"], default="mean")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
     args = p.parse_args(argv)
     corpus = load_corpus(args.data)
     encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
@@ -221,8 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = nested(design, args.k, args.slack, args.lambdas, args.weights)
     print("nested (setting chosen without the family):")
     for f, ((k, slack, lam), a) in chosen.items():
+        rows = design.units == f
+        others = [u for u in names if u != f]
+        s = score(design, columns(design, k, [f]), others, f, slack, lam, args.weights)
+        ci = (
+            "; 95% " + apgr_delta_interval(
+                s[rows], length[rows], design.weak[rows], design.strong[rows], args.resamples
+            ).format()
+            if args.resamples > 0 else ""
+        )  # fmt: skip
         print(f"  {f:<15} K {k} slack {slack} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "
-              f"{a - base[f]:+.4f})")  # fmt: skip
+              f"{a - base[f]:+.4f}{ci})")  # fmt: skip
     values = [a for _, a in chosen.values()]
     worst = min(a - base[f] for f, (_, a) in chosen.items())
     print(f"  mean {np.mean(values):.4f} (length {np.mean(list(base.values())):.4f}), "

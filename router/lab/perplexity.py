@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.corpus import Corpus, load_corpus
-from router.classify.design import corpus_design, encode_outcomes
+from router.classify.design import corpus_design, encode_outcomes, zscore
 from router.classify.encoder import Encoder
 from router.classify.head import fit_ridge, standardiser
 from router.classify.lofo import F64, family_apgr
@@ -63,11 +63,6 @@ def prompt_nll(corpus: Corpus, rows: I64, max_tokens: int) -> F64:
             logits = lm.model(ids).logits[0, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")
             out[k] = float(nll.mean())
-    return out
-
-
-def _z(v: F64) -> F64:
-    out: F64 = (v - v.mean()) / (v.std() or 1.0)
     return out
 
 
@@ -126,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table["NLL alone"] = family_apgr(nll, units, weak, strong, names)
     for lam in args.lambdas:
         table[f"length + {lam:g} z(NLL)"] = family_apgr(
-            _z(length) + lam * _z(nll), units, weak, strong, names
+            zscore(length) + lam * zscore(nll), units, weak, strong, names
         )
     if args.family is not None:
         print(f"every prompt of {args.family}: {len(rows)}")
@@ -161,7 +156,7 @@ def distill(design: object, rows: I64, nll: F64, names: list[str], alpha: float 
     print(f"distilled (all rows, held-out families; correlation with the NLL {corr:.2f}):")
     for lam in (0.25, 0.5, 1.0):
         r = family_apgr(
-            _z(length) + lam * _z(pred), design.units, design.weak, design.strong, names
+            zscore(length) + lam * zscore(pred), design.units, design.weak, design.strong, names
         )
         worst = min(r[n] - base[n] for n in names)
         print(f"  length + {lam:g} z(predicted NLL): mean {np.mean(list(r.values())):.3f}, "

@@ -20,7 +20,12 @@ import numpy.typing as npt
 from router.classify.dataset import Outcomes, load_outcomes, read_rows
 from router.classify.features import feature_matrix
 from router.classify.inputs import PromptText
-from router.classify.metrics import RouterMetrics, router_metrics
+from router.classify.metrics import (
+    DeltaInterval,
+    RouterMetrics,
+    apgr_delta_interval,
+    router_metrics,
+)
 from router.classify.trained import Scorer
 from router.learning.candidate import CandidateConfig, GuardResult, Rows, train_and_decide
 
@@ -67,6 +72,10 @@ class AdaptResult:
     after: RouterMetrics
     length: RouterMetrics
     guard: GuardResult
+    after_minus_before: DeltaInterval
+    """APGR after minus before on the rest, with a paired bootstrap interval."""
+    after_minus_length: DeltaInterval
+    """APGR after minus prompt length's on the rest, with a paired bootstrap interval."""
 
     def as_dict(self) -> dict[str, object]:
         """The JSON document of ``router eval --adapt --json``."""
@@ -82,6 +91,8 @@ class AdaptResult:
             "strong_model": self.strong_model,
             "promoted": self.guard.promoted,
             "guard": self.guard.as_dict(),
+            "after_minus_before": self.after_minus_before.as_dict(),
+            "after_minus_length": self.after_minus_length.as_dict(),
         }
 
 
@@ -115,6 +126,7 @@ def run_adapt(
     after_scores = (
         candidate.raw(test.embeddings, test.features) if candidate is not None else before_scores
     )
+    length_scores = test.tokens.astype(np.float64)
     return AdaptResult(
         file=path.name,
         weak_model=weak_model,
@@ -124,6 +136,8 @@ def run_adapt(
         n_rest=len(rest),
         before=router_metrics(before_scores, weak, strong),
         after=router_metrics(after_scores, weak, strong),
-        length=router_metrics(test.tokens.astype(np.float64), weak, strong),
+        length=router_metrics(length_scores, weak, strong),
         guard=result,
+        after_minus_before=apgr_delta_interval(after_scores, before_scores, weak, strong),
+        after_minus_length=apgr_delta_interval(after_scores, length_scores, weak, strong),
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from router.classify.head import LinearHead, fit_platt, fit_ridge, standardiser
-from router.classify.metrics import apgr, cpt, pgr_curve, router_metrics
+from router.classify.metrics import apgr, apgr_delta_interval, cpt, pgr_curve, router_metrics
 
 
 def _outcomes(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -97,3 +97,45 @@ def test_one_prompt_scores_as_the_batch_does(active: int) -> None:
     np.testing.assert_allclose(one, batch, rtol=1e-12, atol=1e-15)
     extreme = head.predict_one(emb[0] * 1e6, feats[0] * 1e6)  # clipped, not overflowed
     assert 0.0 <= extreme <= 1.0
+
+
+def test_delta_interval_is_paired_seeded_and_holds_the_difference() -> None:
+    weak, strong = _outcomes(n=600)
+    gain = strong - weak
+    noise = np.random.default_rng(3).normal(0, 1, len(gain))
+    good, flat = gain + noise, np.zeros_like(gain)
+    iv = apgr_delta_interval(good, flat, weak, strong, resamples=300)
+    expected = apgr(pgr_curve(good, weak, strong)) - apgr(pgr_curve(flat, weak, strong))
+    assert iv.delta == pytest.approx(expected)
+    assert 0 < iv.low <= iv.delta <= iv.high  # a real signal: the interval excludes 0
+    assert iv == apgr_delta_interval(good, flat, weak, strong, resamples=300)  # seeded
+    other = apgr_delta_interval(good, flat, weak, strong, resamples=300, seed=1)
+    assert other.delta == iv.delta and (other.low, other.high) != (iv.low, iv.high)
+    wide = apgr_delta_interval(good, flat, weak, strong, resamples=300, level=0.99)
+    assert wide.low <= iv.low and wide.high >= iv.high
+    flipped = apgr_delta_interval(flat, good, weak, strong, resamples=300)
+    assert flipped.delta == pytest.approx(-iv.delta) and flipped.high < 0
+
+
+def test_delta_interval_of_the_same_ordering_is_exactly_zero() -> None:
+    weak, strong = _outcomes(n=200)
+    x = np.random.default_rng(4).normal(size=200)
+    same = apgr_delta_interval(x, x.copy(), weak, strong, resamples=50)
+    assert (same.delta, same.low, same.high) == (0.0, 0.0, 0.0)
+    monotone = apgr_delta_interval(x, np.exp(x), weak, strong, resamples=50)  # same order
+    assert (monotone.low, monotone.high) == pytest.approx((0.0, 0.0))
+    assert same.as_dict()["resamples"] == 50 and same.format() == "+0.000 [+0.000, +0.000]"
+
+
+def test_delta_interval_straddles_zero_for_two_noise_routers() -> None:
+    weak, strong = _outcomes(n=300)
+    rng = np.random.default_rng(5)
+    iv = apgr_delta_interval(rng.random(300), rng.random(300), weak, strong, resamples=300)
+    assert iv.low < 0 < iv.high
+
+
+@pytest.mark.parametrize(("level", "resamples"), [(0.0, 10), (1.0, 10), (0.9, 0)])
+def test_delta_interval_rejects_bad_settings(level: float, resamples: int) -> None:
+    weak, strong = _outcomes(n=20)
+    with pytest.raises(ValueError):
+        apgr_delta_interval(weak, strong, weak, strong, resamples=resamples, level=level)

@@ -20,7 +20,7 @@ from router.cli import calibrate as calibrate_cli
 from router.cli import eval as eval_cli
 from router.cli import score as score_cli
 from router.cli import train as train_cli
-from router.lab.evaluate import evaluate_scores, render_html
+from router.lab.evaluate import evaluate_scores, format_report, render_html
 
 WEAK, STRONG = "weak-model", "strong-model"
 
@@ -176,6 +176,11 @@ def test_cli_train_score_eval_calibrate(
     for fam in result["families"].values():
         assert set(fam) >= {"rows", "router", "prompt_length"}  # nested: 3+ families
         assert set(fam["router"]) == {"apgr", "cpt50", "cpt80"}
+        ci = fam["gain_over_length"]["router"]
+        assert ci["delta"] == pytest.approx(
+            fam["router"]["apgr"] - fam["prompt_length"]["apgr"], abs=2e-4
+        )
+        assert ci["low"] <= ci["delta"] <= ci["high"] and ci["resamples"] == 1000
     assert set(result["mean"]) == {"router_apgr", "prompt_length_apgr"}
     assert isinstance(result["beats_length_on_every_family"], bool)
     assert result["pairs"]["code.jsonl"] == {"weak": "tiny", "strong": "huge", "reason": "override"}
@@ -183,6 +188,13 @@ def test_cli_train_score_eval_calibrate(
                  "--strong-model", STRONG, "--no-nested", *common]) == 0  # fmt: skip
     table = capsys.readouterr().out
     assert "held-out family" in table and "chat" in table and "mean" in table
+    assert "paired bootstrap interval" in table
+    assert _run(["eval", "--data", str(data), "--pair", "code=tiny,huge", "--weak-model", WEAK,
+                 "--strong-model", STRONG, "--no-nested", "--resamples", "0",
+                 *common]) == 0  # fmt: skip
+    assert "bootstrap" not in capsys.readouterr().out
+    assert _run(["eval", "--data", str(data), "--resamples", "-1", *common]) == 2
+    assert "--resamples" in capsys.readouterr().err
 
     assert _run(["calibrate", "--prompts", str(one), "--target-strong-share", "0.3",
                  "--json", *common]) == 0  # fmt: skip
@@ -203,6 +215,10 @@ def test_evaluate_report_and_html(tmp_path: Path) -> None:
     gain = data.strong - data.weak
     rep = evaluate_scores(data, gain, np.arange(len(data)))
     assert rep.router.apgr > rep.random.apgr
+    assert rep.gain_over_length is None and "gain_over_length" not in rep.as_dict()
+    with_ci = evaluate_scores(data, gain, np.arange(len(data)), resamples=200)
+    assert with_ci.gain_over_length is not None and with_ci.gain_over_length.low > 0
+    assert "trained - length APGR" in format_report("t", with_ci)
     assert rep.weak_quality < rep.strong_quality
     assert "<svg" in render_html("t", rep) and "always-weak" in render_html("t", rep)
 
@@ -252,3 +268,47 @@ def test_shipped_metadata_records_pairs_and_the_held_out_table() -> None:
         assert f["router"]["apgr"] >= f["prompt_length"]["apgr"]
         assert f["nested_router"]["apgr"] >= f["prompt_length"]["apgr"] - 0.01
     assert set(meta["weights"]) >= {"learned", "lam", "structure"}
+
+
+def _write_inverted(path: Path, n: int = 300, seed: int = 1) -> Path:
+    """Traffic where length points the wrong way: short proofs need the strong model, long
+    small talk does not. Outcomes are noisy, as judged traffic is."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        hard = i % 2 == 0
+        text = (
+            "prove the lemma for all n"
+            if hard
+            else "hello there , thanks a lot for the lovely chat about the weather today " * 2
+        )
+        strong = 1.0 if hard or rng.random() < 0.5 else 0.0
+        weak = 0.0 if hard and rng.random() < 0.9 else strong
+        rows.append({"id": f"t/{i}", "prompt": text, "scale": "binary",
+                     "scores": {WEAK: weak, STRONG: strong}})  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_eval_adapt_replays_labels_and_reports_intervals(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    enc = ["--encoder-dir", str(tiny_bert_dir), "--device", "cpu"]
+    assert _run(["train", "--data", str(_two_families(tmp_path)), "--out", str(model),
+                 "--weak-model", WEAK, "--strong-model", STRONG, "--pair", "code=tiny,huge",
+                 "--max-tokens", "24", "--no-nested", *enc]) == 0  # fmt: skip
+    capsys.readouterr()
+    traffic = _write_inverted(tmp_path / "traffic.jsonl")
+    args = ["eval", "--adapt", "150", "--data", str(traffic), "--model", str(model), *enc]
+    assert _run([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["k"], out["n_rest"], out["weak_model"]) == (150, 150, WEAK)
+    assert out["promoted"] is True and out["after"]["apgr"] > out["before"]["apgr"] + 0.1
+    gain = out["after_minus_before"]
+    assert gain["delta"] == pytest.approx(out["after"]["apgr"] - out["before"]["apgr"], abs=2e-4)
+    assert 0 < gain["low"] <= gain["delta"] <= gain["high"]
+    assert out["after_minus_length"]["low"] > 0  # length points the wrong way here
+    assert _run(args) == 0
+    text = capsys.readouterr().out
+    assert "promoted" in text and "after - before: +" in text and "paired bootstrap" in text
