@@ -15,6 +15,12 @@ def _num(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _interval(d: Any) -> str:
+    if not d:
+        return "-"
+    return f"{d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
 def quality_lines(q: dict[str, Any] | None) -> list[tuple[str, str]]:
     """``(label, value)`` pairs shared by the table and the HTML cards."""
     if not q:
@@ -30,6 +36,7 @@ def quality_lines(q: dict[str, Any] | None) -> list[tuple[str, str]]:
         ("serving head", f"{q.get('serving_version')} ({q.get('head') or '-'})"),
         ("head APGR on its labels", f"{_num(q.get('head_apgr'))} on {q['head_labels']:,}"),
         ("prompt length APGR", _num(q.get("length_apgr"))),
+        ("head - length (95 %)", _interval(q.get("head_minus_length"))),
         ("shadow spend today", f"${q.get('shadow_spend_today_usd', 0):,.4f}"),
         ("shadow jobs today", ", ".join(f"{k} {v}" for k, v in today.items()) or "-"),
     ]

@@ -170,9 +170,12 @@ async def test_reports_show_routing_quality(redis_client: aredis.Redis) -> None:
     assert q is not None
     assert (q["labels"], q["shadow"], q["strong_better"], q["head"]) == (20, 20, 10, "head-a")
     assert q["head_apgr"] > q["length_apgr"]
+    lead = q["head_minus_length"]
+    assert lead["delta"] == pytest.approx(q["head_apgr"] - q["length_apgr"], abs=2e-4)
+    assert 0 < lead["low"] <= lead["delta"] <= lead["high"]  # the head sorts every label right
     assert q["curve"]["strong_share"][0] == 0.0 and len(q["curve"]["head"]) == 11
     assert q["serving_version"] == "policy"
-    assert "Routing quality" in render_table(report)
+    assert "Routing quality" in render_table(report) and "head - length" in render_table(report)
     assert 'id="routing-quality"' in render_html(report)
     assert orjson.loads(render_json(report))["routing_quality"]["labels"] == 20
 
