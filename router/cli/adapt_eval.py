@@ -27,7 +27,8 @@ def format_adapt(r: AdaptResult) -> str:
         + (f" (asked for {r.k_requested}; the file has too few)" if r.k < r.k_requested else ""),
         f"  guard on held-out labels: candidate {g.candidate_apgr:.3f}, current "
         f"{g.current_apgr:.3f}, length {g.length_apgr:.3f} -> "
-        + ("promoted" if g.promoted else f"refused ({g.reason})"),
+        + ("promoted" if g.promoted else f"refused ({g.reason})")
+        + (f"; candidate - current {g.lead.format()} (95%)" if g.lead else ""),
         f"  APGR on the other {r.n_rest} rows:",
         f"    {'before':<14}{r.before.apgr:.3f}",
         f"    {'after':<14}{r.after.apgr:.3f}",

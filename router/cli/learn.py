@@ -90,6 +90,7 @@ def format_result(r: LearnResult, dry_run: bool = False) -> str:
             f"held-out APGR on {g.labels} labels ({g.folds} slices): candidate "
             f"{g.candidate_apgr:.3f}, current {g.current_apgr:.3f}, prompt length "
             f"{g.length_apgr:.3f}"
+            + (f"; candidate - current {g.lead.format()} (95%)" if g.lead else "")
         )
     verdict = {
         "promoted": f"promoted {r.version}: every replica swaps to it",

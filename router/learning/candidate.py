@@ -17,7 +17,8 @@ scores and prompt length are each turned into APGR on the labels (each label's g
 [-1, 1] as outcomes: strong ``(1 + g) / 2``, weak ``(1 - g) / 2``), so a prompt where the judge
 preferred the weak answer counts against sending it up, as it does in the real metric. The
 candidate is promoted only if its APGR beats the current head's by ``min_gain`` and is not below
-length's.
+length's. The verdict carries a 95 % paired bootstrap interval of candidate minus current over
+the labels (``lead``), for the promotion log: it says how sure the lead is, it does not decide.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.head import LinearHead, fit_platt, fit_ridge
-from router.classify.metrics import apgr, pgr_curve
+from router.classify.metrics import DeltaInterval, apgr, apgr_delta_interval, pgr_curve
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+LEAD_RESAMPLES = 500
+"""Bootstrap draws for :attr:`GuardResult.lead`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,8 @@ class GuardResult:
     reason: str
     folds: int
     extra: dict[str, object] = field(default_factory=dict)
+    lead: DeltaInterval | None = None
+    """Candidate (held out) minus current APGR on the labels, with a 95 % bootstrap interval."""
 
     def as_dict(self) -> dict[str, object]:
         """Rounded numbers for logs and JSON."""
@@ -94,6 +99,7 @@ class GuardResult:
             "promoted": self.promoted,
             "reason": self.reason,
             "folds": self.folds,
+            **({} if self.lead is None else {"candidate_minus_current": self.lead.as_dict()}),
             **self.extra,
         }
 
@@ -170,9 +176,15 @@ def guard(
         t = rows.take(test)
         held_out[test] = head.raw(t.embeddings, t.features)
     y = rows.target
-    cur = label_apgr(current.raw(rows.embeddings, rows.features), y)
+    current_scores = current.raw(rows.embeddings, rows.features)
+    cur = label_apgr(current_scores, y)
     cand = label_apgr(held_out, y)
     length = label_apgr(rows.tokens.astype(np.float64), y)
+    lead = (
+        apgr_delta_interval(held_out, current_scores, (1 - y) / 2, (1 + y) / 2, LEAD_RESAMPLES)
+        if y.sum() > 0
+        else None
+    )
     if cand <= cur + config.min_gain:
         promoted, reason = False, f"candidate {cand:.4f} <= current {cur:.4f} + {config.min_gain}"
     elif cand < length:
@@ -188,6 +200,7 @@ def guard(
         promoted=promoted,
         reason=reason,
         folds=folds,
+        lead=lead,
     )
 
 

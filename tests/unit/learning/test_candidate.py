@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from router.classify.features import FEATURE_NAMES
 from router.classify.head import LinearHead
@@ -62,6 +63,7 @@ def test_guard_refuses_a_candidate_that_does_not_beat_a_good_head() -> None:
     assert not verdict.promoted and head is None
     assert verdict.current_apgr > verdict.length_apgr
     assert "current" in verdict.reason
+    assert verdict.lead is not None and verdict.lead.low < 0.01  # no sure lead of min_gain
 
 
 def test_guard_promotes_a_candidate_that_fixes_a_wrong_head() -> None:
@@ -71,6 +73,10 @@ def test_guard_promotes_a_candidate_that_fixes_a_wrong_head() -> None:
     verdict, head = train_and_decide(wrong, rows, CandidateConfig(alpha=100.0))
     assert verdict.promoted and head is not None
     assert verdict.candidate_apgr > verdict.current_apgr + 0.2
+    lead = verdict.lead
+    assert lead is not None and lead.low > 0.1  # sure of it: the whole interval is a lead
+    assert lead.delta == pytest.approx(verdict.candidate_apgr - verdict.current_apgr)
+    assert verdict.as_dict()["candidate_minus_current"] == lead.as_dict()
     fresh = _rows(w, seed=1)
     new = label_apgr(head.raw(fresh.embeddings, fresh.features), fresh.target)
     old = label_apgr(wrong.raw(fresh.embeddings, fresh.features), fresh.target)
