@@ -1,0 +1,237 @@
+"""The direction every training family agrees on: a min-norm point of their effects (lab).
+
+Run ``python -m router.lab.common_direction --data ../shared/data/router --embeddings-cache E.npz``.
+
+The invariance filter (:mod:`router.lab.invariant`) keeps a column only where its sign agrees
+across the training families, one column at a time. This asks the same question of whole
+directions. Per training family ``g``, with length regressed out of the columns and of the gain
+(all standardised within ``g``), ``b_g`` is the vector of the columns' partial covariances with
+the gain: a learned score ``s = X w`` then co-varies with the gain by ``w · b_g`` in that family.
+The direction that most improves the *worst* training family for a given spread of ``s``,
+
+    max over w with w' Σ w <= 1 of  min over g of  w · b_g,
+
+is (in coordinates whitened by the pooled within-family covariance ``Σ``, shrunk by ``ridge``)
+the min-norm point of the convex hull of the ``b_g`` (as in multiple-gradient descent for
+multi-task learning). If the hull holds the origin, no direction helps every training family
+and the learned part is 0 (length alone). Otherwise every training family's partial covariance
+is positive by construction; whether the held-out family's is too is what the table measures.
+
+Columns: the 11 cheap features and the first ``K`` principal components of the embedding
+(fitted without the held-out family). ``score = z(log tokens) + λ · z(X w)``, z within the family
+scored (no labels read). The nested run chooses (K, ridge, λ), λ 0 included, for each held-out
+family without it, by the rule's :func:`router.classify.lofo.pick` (worst gain over length
+first).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from router.classify.corpus import load_corpus
+from router.classify.design import Design, corpus_design, encode_outcomes, zscore
+from router.classify.encoder import Encoder
+from router.classify.lofo import F64, Candidate, family_apgr, pick
+from router.classify.metrics import apgr_delta_interval
+
+Setting = tuple[int, float, float]
+"""(principal components K, ridge, λ); ridge ``inf``: no whitening."""
+
+
+def min_norm_point(vectors: F64, steps: int = 2000) -> F64:
+    """The point of the convex hull of ``vectors`` (rows) nearest the origin (Frank-Wolfe with
+    exact line search; exact to ~1e-6 for a handful of rows)."""
+    m = len(vectors)
+    gram = vectors @ vectors.T
+    lam = np.full(m, 1.0 / m)
+    for _ in range(steps):
+        grad = gram @ lam
+        i = int(np.argmin(grad))
+        d = -lam.copy()
+        d[i] += 1.0
+        dgd = float(d @ gram @ d)
+        if dgd <= 1e-18:
+            break
+        step = float(np.clip(-(grad @ d) / dgd, 0.0, 1.0))
+        if step <= 1e-12:
+            break
+        lam = lam + step * d
+    out: F64 = lam @ vectors
+    return out
+
+
+def family_effects(cols: F64, gain: F64, length: F64) -> tuple[F64, F64]:
+    """Partial covariances of the columns with the gain given length (one family's rows), and
+    the columns' covariance after length is regressed out; columns standardised first."""
+    lz = zscore(length)
+    y = zscore(gain)
+    y = y - float((y * lz).mean()) * lz
+    sd = cols.std(0)
+    x = (cols - cols.mean(0)) / np.where(sd > 1e-12, sd, 1.0)
+    x = x - np.outer(lz, (x * lz[:, None]).mean(0))
+    b: F64 = (x * y[:, None]).mean(0)
+    cov: F64 = (x.T @ x) / len(x)
+    return b, cov
+
+
+def common_direction(effects: Sequence[F64], covs: Sequence[F64], ridge: float) -> F64:
+    """Weights ``w`` on the (within-family standardised) columns; zeros if none helps all."""
+    b = np.asarray(effects)
+    if np.isinf(ridge):
+        return min_norm_point(b)
+    sigma = np.mean(np.asarray(covs), axis=0) + ridge * np.eye(b.shape[1])
+    vals, vecs = np.linalg.eigh(sigma)
+    inv_half = vecs @ np.diag(vals**-0.5) @ vecs.T
+    u = min_norm_point(b @ inv_half)  # b_g in whitened coordinates
+    w: F64 = inv_half @ u
+    return w
+
+
+def _columns(design: Design, k: int, exclude: Sequence[str]) -> F64:
+    emb = design.x[:, : design.embedding_dim]
+    keep = ~np.isin(design.units, list(exclude))
+    mean = emb[keep].mean(0)
+    _, _, vt = np.linalg.svd(emb[keep][::3] - mean, full_matrices=False)
+    out: F64 = np.hstack([design.x[:, design.embedding_dim :], (emb - mean) @ vt[:k].T])
+    return out
+
+
+def _effects(design: Design, cols: F64) -> dict[str, tuple[F64, F64]]:
+    gain = design.strong - design.weak
+    length = design.x[:, design.length_col]
+    return {
+        u: family_effects(cols[rows], gain[rows], length[rows])
+        for u in design.names()
+        for rows in (design.units == u,)
+    }
+
+
+def score(
+    design: Design,
+    cols: F64,
+    effects: dict[str, tuple[F64, F64]],
+    train: Sequence[str],
+    target: str,
+    ridge: float,
+    lam: float,
+) -> F64:
+    """``target``'s rows scored by the direction fitted on ``train`` (other rows 0)."""
+    rows = design.units == target
+    out = np.zeros(len(design.units))
+    length = zscore(design.x[rows, design.length_col])
+    if lam == 0:
+        out[rows] = length
+        return out
+    w = common_direction([effects[u][0] for u in train], [effects[u][1] for u in train], ridge)
+    x = cols[rows]
+    sd = x.std(0)
+    learned = ((x - x.mean(0)) / np.where(sd > 1e-12, sd, 1.0)) @ w
+    out[rows] = length + lam * zscore(learned)
+    return out
+
+
+def _apgr(design: Design, s: F64, unit: str) -> float:
+    rows = design.units == unit
+    return family_apgr(s[rows], design.units[rows], design.weak[rows], design.strong[rows],
+                       [unit])[unit]  # fmt: skip
+
+
+def lofo_table(
+    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
+) -> dict[Setting, dict[str, float]]:
+    """Per setting, each family's APGR scored by the direction fitted on the others."""
+    names = design.names()
+    out: dict[Setting, dict[str, float]] = {}
+    for k in ks:
+        per_family = {f: _columns(design, k, [f]) for f in names}
+        effects = {f: _effects(design, per_family[f]) for f in names}
+        for ridge in ridges:
+            for lam in lambdas:
+                out[(k, ridge, lam)] = {
+                    f: _apgr(design, score(design, per_family[f], effects[f],
+                                           [u for u in names if u != f], f, ridge, lam), f)
+                    for f in names
+                }  # fmt: skip
+    return out
+
+
+def nested(
+    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
+) -> dict[str, tuple[Setting, F64]]:
+    """Per held-out family: the setting chosen without it, and its scores on the family's rows."""
+    names = design.names()
+    length = design.x[:, design.length_col]
+    base = {u: _apgr(design, length, u) for u in names}
+    out: dict[str, tuple[Setting, F64]] = {}
+    for f in names:
+        others = [u for u in names if u != f]
+        cols = {k: _columns(design, k, [f]) for k in ks}
+        effects = {k: _effects(design, cols[k]) for k in ks}
+        results: dict[Candidate, dict[str, float]] = {}
+        settings: dict[Candidate, Setting] = {}
+        for k in ks:
+            for ridge in ridges:
+                for lam in lambdas:
+                    c = Candidate(f"K{k}/ridge{ridge}", lam, 0.0)
+                    settings[c] = (k, ridge, lam)
+                    results[c] = {
+                        g: _apgr(design, score(design, cols[k], effects[k],
+                                               [u for u in others if u != g], g, ridge, lam), g)
+                        for g in others
+                    }  # fmt: skip
+        k, ridge, lam = settings[pick(results, {g: base[g] for g in others})]
+        out[f] = ((k, ridge, lam), score(design, cols[k], effects[k], others, f, ridge, lam))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the leave-one-family-out table (gains over length) and the nested choice."""
+    p = argparse.ArgumentParser(prog="python -m router.lab.common_direction", description=__doc__)
+    p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
+    p.add_argument("--embeddings-cache", type=Path)
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--k", type=int, nargs="+", default=[8, 16, 32, 64])
+    p.add_argument("--ridge", type=float, nargs="+", default=[0.1, float("inf")])
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
+    args = p.parse_args(argv)
+    corpus = load_corpus(args.data)
+    encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
+    emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
+    design = corpus_design(corpus, emb, tokens)
+    names = design.names()
+    length = design.x[:, design.length_col]
+    base = {u: _apgr(design, length, u) for u in names}
+    print(f"{'':<26}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean")
+    print(f"{'prompt length':<26}" + "".join(f"{base[n]:>9.4f}" for n in names)
+          + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}")  # fmt: skip
+    for (k, ridge, lam), r in lofo_table(design, args.k, args.ridge, args.lambdas).items():
+        if lam == 0:
+            continue
+        d = [r[n] - base[n] for n in names]
+        print(f"K {k:<3} ridge {ridge:<5g} λ {lam:<5g}" + "".join(f"{x:>+9.4f}" for x in d)
+              + f"{min(d):>+9.4f}{np.mean(list(r.values())):>9.4f}")  # fmt: skip
+    print("nested (setting chosen without the family):")
+    values = []
+    for f, ((k, ridge, lam), s) in nested(design, args.k, args.ridge, args.lambdas).items():
+        rows = design.units == f
+        a = _apgr(design, s, f)
+        values.append((a, a - base[f]))
+        ci = (
+            "; 95% " + apgr_delta_interval(s[rows], length[rows], design.weak[rows],
+                                           design.strong[rows], args.resamples).format()
+            if args.resamples > 0 else ""
+        )  # fmt: skip
+        print(f"  {f:<15} K {k} ridge {ridge:g} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "
+              f"{a - base[f]:+.4f}{ci})")  # fmt: skip
+    mean, worst = np.mean([a for a, _ in values]), min(d for _, d in values)
+    print(f"  mean {mean:.4f} (length {np.mean(list(base.values())):.4f}), worst {worst:+.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
