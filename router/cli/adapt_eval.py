@@ -50,10 +50,8 @@ def adapt_cmd(args: argparse.Namespace) -> int:
     strong = args.strong_model or first[1]
     scorer = load_scorer(args)
     try:
-        result = run_adapt(
-            args.data, args.adapt, scorer, weak, strong, CandidateConfig(seed=args.seed),
-            seed=args.seed,
-        )  # fmt: skip
+        config = CandidateConfig(seed=args.seed, sure_lead=args.sure_lead)
+        result = run_adapt(args.data, args.adapt, scorer, weak, strong, config, seed=args.seed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "router learn) and print APGR on the rest before and after"
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="--adapt: replay order and slices")
+    p.add_argument(
+        "--sure-lead", action="store_true", help="--adapt: the guard also needs the 95%% "
+        "interval of the held-out lead above 0 (learning.require_sure_lead)"
+    )  # fmt: skip
     p.add_argument("--plot", type=Path, help="one file: write the quality curve here (.html)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     add_model_args(p)

@@ -32,11 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from router.classify.corpus import load_corpus
-from router.classify.design import Design, corpus_design, encode_outcomes, zscore
-from router.classify.encoder import Encoder
-from router.classify.lofo import F64, Candidate, family_apgr, pick
-from router.classify.metrics import apgr_delta_interval
+from router.classify.design import Design, zscore
+from router.classify.lofo import F64, Candidate, pick
+from router.lab.family_table import (
+    family_score,
+    gain_lines,
+    lab_design,
+    length_apgr,
+    nested_lines,
+)
 
 Setting = tuple[int, float, float]
 """(principal components K, ridge, λ); ridge ``inf``: no whitening."""
@@ -134,12 +138,6 @@ def score(
     return out
 
 
-def _apgr(design: Design, s: F64, unit: str) -> float:
-    rows = design.units == unit
-    return family_apgr(s[rows], design.units[rows], design.weak[rows], design.strong[rows],
-                       [unit])[unit]  # fmt: skip
-
-
 def lofo_table(
     design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
 ) -> dict[Setting, dict[str, float]]:
@@ -152,7 +150,7 @@ def lofo_table(
         for ridge in ridges:
             for lam in lambdas:
                 out[(k, ridge, lam)] = {
-                    f: _apgr(design, score(design, per_family[f], effects[f],
+                    f: family_score(design, score(design, per_family[f], effects[f],
                                            [u for u in names if u != f], f, ridge, lam), f)
                     for f in names
                 }  # fmt: skip
@@ -164,8 +162,7 @@ def nested(
 ) -> dict[str, tuple[Setting, F64]]:
     """Per held-out family: the setting chosen without it, and its scores on the family's rows."""
     names = design.names()
-    length = design.x[:, design.length_col]
-    base = {u: _apgr(design, length, u) for u in names}
+    base = length_apgr(design)
     out: dict[str, tuple[Setting, F64]] = {}
     for f in names:
         others = [u for u in names if u != f]
@@ -179,7 +176,7 @@ def nested(
                     c = Candidate(f"K{k}/ridge{ridge}", lam, 0.0)
                     settings[c] = (k, ridge, lam)
                     results[c] = {
-                        g: _apgr(design, score(design, cols[k], effects[k],
+                        g: family_score(design, score(design, cols[k], effects[k],
                                                [u for u in others if u != g], g, ridge, lam), g)
                         for g in others
                     }  # fmt: skip
@@ -199,37 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0])
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
     args = p.parse_args(argv)
-    corpus = load_corpus(args.data)
-    encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
-    emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
-    design = corpus_design(corpus, emb, tokens)
-    names = design.names()
-    length = design.x[:, design.length_col]
-    base = {u: _apgr(design, length, u) for u in names}
-    print(f"{'':<26}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean")
-    print(f"{'prompt length':<26}" + "".join(f"{base[n]:>9.4f}" for n in names)
-          + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}")  # fmt: skip
-    for (k, ridge, lam), r in lofo_table(design, args.k, args.ridge, args.lambdas).items():
-        if lam == 0:
-            continue
-        d = [r[n] - base[n] for n in names]
-        print(f"K {k:<3} ridge {ridge:<5g} λ {lam:<5g}" + "".join(f"{x:>+9.4f}" for x in d)
-              + f"{min(d):>+9.4f}{np.mean(list(r.values())):>9.4f}")  # fmt: skip
-    print("nested (setting chosen without the family):")
-    values = []
-    for f, ((k, ridge, lam), s) in nested(design, args.k, args.ridge, args.lambdas).items():
-        rows = design.units == f
-        a = _apgr(design, s, f)
-        values.append((a, a - base[f]))
-        ci = (
-            "; 95% " + apgr_delta_interval(s[rows], length[rows], design.weak[rows],
-                                           design.strong[rows], args.resamples).format()
-            if args.resamples > 0 else ""
-        )  # fmt: skip
-        print(f"  {f:<15} K {k} ridge {ridge:g} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "
-              f"{a - base[f]:+.4f}{ci})")  # fmt: skip
-    mean, worst = np.mean([a for a, _ in values]), min(d for _, d in values)
-    print(f"  mean {mean:.4f} (length {np.mean(list(base.values())):.4f}), worst {worst:+.4f}")
+    design = lab_design(args.data, args.max_tokens, args.embeddings_cache)
+    table = lofo_table(design, args.k, args.ridge, args.lambdas)
+    rows = {f"K {k:<3} ridge {ridge:<5g} λ {lam:<5g}": r
+            for (k, ridge, lam), r in table.items() if lam != 0}  # fmt: skip
+    print("\n".join(gain_lines(length_apgr(design), rows, 26)))
+    picked = nested(design, args.k, args.ridge, args.lambdas)
+    chosen = {f: (f"K {k} ridge {ridge:g} λ {lam:g}", s)
+              for f, ((k, ridge, lam), s) in picked.items()}  # fmt: skip
+    print("\n".join(nested_lines(design, chosen, args.resamples)))
     return 0
 
 

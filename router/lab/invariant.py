@@ -31,11 +31,15 @@ from typing import Literal
 
 import numpy as np
 
-from router.classify.corpus import load_corpus
-from router.classify.design import Design, corpus_design, encode_outcomes, zscore
-from router.classify.encoder import Encoder
-from router.classify.lofo import F64, Candidate, family_apgr, pick
-from router.classify.metrics import apgr_delta_interval
+from router.classify.design import Design, zscore
+from router.classify.lofo import F64, Candidate, pick
+from router.lab.family_table import (
+    family_score,
+    gain_lines,
+    lab_design,
+    length_apgr,
+    nested_lines,
+)
 
 Setting = tuple[int, int, float]
 """(principal components K, slack, λ)."""
@@ -124,12 +128,6 @@ def score(
     return out
 
 
-def _apgr(design: Design, s: F64, unit: str) -> float:
-    rows = design.units == unit
-    units, weak, strong = design.units[rows], design.weak[rows], design.strong[rows]
-    return family_apgr(s[rows], units, weak, strong, [unit])[unit]
-
-
 def lofo_table(
     design: Design,
     ks: Sequence[int],
@@ -148,7 +146,7 @@ def lofo_table(
                 for f in names:
                     others = [u for u in names if u != f]
                     s = score(design, per_family[f], others, f, slack, lam, magnitude)
-                    row[f] = _apgr(design, s, f)
+                    row[f] = family_score(design, s, f)
                 out[(k, slack, lam)] = row
     return out
 
@@ -162,8 +160,7 @@ def nested(
 ) -> dict[str, tuple[Setting, float]]:
     """Per held-out family, the setting chosen without it and its APGR there."""
     names = design.names()
-    length = design.x[:, design.length_col]
-    base = {u: _apgr(design, length, u) for u in names}
+    base = length_apgr(design)
     out: dict[str, tuple[Setting, float]] = {}
     for f in names:
         others = [u for u in names if u != f]
@@ -179,11 +176,11 @@ def nested(
                     for g in others:
                         train = [u for u in others if u != g]
                         s = score(design, cache[k], train, g, slack, lam, magnitude)
-                        results[c][g] = _apgr(design, s, g)
+                        results[c][g] = family_score(design, s, g)
         best = settings[pick(results, {g: base[g] for g in others})]
         k, slack, lam = best
         s = score(design, cache[k], others, f, slack, lam, magnitude)
-        out[f] = (best, _apgr(design, s, f))
+        out[f] = (best, family_score(design, s, f))
     return out
 
 
@@ -199,39 +196,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", choices=["mean", "min", "equal"], default="mean")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
     args = p.parse_args(argv)
-    corpus = load_corpus(args.data)
-    encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=args.max_tokens)
-    emb, tokens = encode_outcomes(encoder, corpus.outcomes, args.embeddings_cache)
-    design = corpus_design(corpus, emb, tokens)
+    design = lab_design(args.data, args.max_tokens, args.embeddings_cache)
     names = design.names()
-    length = design.x[:, design.length_col]
-    base = {u: _apgr(design, length, u) for u in names}
-    print(f"{'':<22}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean")
-    print(f"{'prompt length':<22}" + "".join(f"{base[n]:>9.4f}" for n in names)
-          + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}")  # fmt: skip
     table = lofo_table(design, args.k, args.slack, args.lambdas, args.weights)
-    for (k, slack, lam), r in table.items():
-        d = [r[n] - base[n] for n in names]
-        print(f"K {k:<3} slack {slack} λ {lam:<5g}" + "".join(f"{x:>+9.4f}" for x in d)
-              + f"{min(d):>+9.4f}{np.mean(list(r.values())):>9.4f}")  # fmt: skip
-    chosen = nested(design, args.k, args.slack, args.lambdas, args.weights)
-    print("nested (setting chosen without the family):")
-    for f, ((k, slack, lam), a) in chosen.items():
-        rows = design.units == f
+    rows = {f"K {k:<3} slack {slack} λ {lam:<5g}": r for (k, slack, lam), r in table.items()}
+    print("\n".join(gain_lines(length_apgr(design), rows, 22)))
+    chosen: dict[str, tuple[str, F64]] = {}
+    for f, ((k, slack, lam), _) in nested(design, args.k, args.slack, args.lambdas,
+                                          args.weights).items():  # fmt: skip
         others = [u for u in names if u != f]
         s = score(design, columns(design, k, [f]), others, f, slack, lam, args.weights)
-        ci = (
-            "; 95% " + apgr_delta_interval(
-                s[rows], length[rows], design.weak[rows], design.strong[rows], args.resamples
-            ).format()
-            if args.resamples > 0 else ""
-        )  # fmt: skip
-        print(f"  {f:<15} K {k} slack {slack} λ {lam:g}: {a:.4f} (length {base[f]:.4f}, "
-              f"{a - base[f]:+.4f}{ci})")  # fmt: skip
-    values = [a for _, a in chosen.values()]
-    worst = min(a - base[f] for f, (_, a) in chosen.items())
-    print(f"  mean {np.mean(values):.4f} (length {np.mean(list(base.values())):.4f}), "
-          f"worst {worst:+.4f}")  # fmt: skip
+        chosen[f] = (f"K {k} slack {slack} λ {lam:g}", s)
+    print("\n".join(nested_lines(design, chosen, args.resamples)))
     return 0
 
 

@@ -18,7 +18,8 @@ scores and prompt length are each turned into APGR on the labels (each label's g
 preferred the weak answer counts against sending it up, as it does in the real metric. The
 candidate is promoted only if its APGR beats the current head's by ``min_gain`` and is not below
 length's. The verdict carries a 95 % paired bootstrap interval of candidate minus current over
-the labels (``lead``), for the promotion log: it says how sure the lead is, it does not decide.
+the labels (``lead``), for the promotion log; with ``sure_lead`` the interval must also lie
+above 0.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class CandidateConfig:
     """Ridge penalty on the standardised inputs (the prior column is penalised alike)."""
     folds: int = 5
     min_gain: float = 0.01
+    sure_lead: bool = False
+    """Also require the 95 % interval of the held-out lead over the current head to lie above 0
+    (``learning.require_sure_lead``): fewer promotions on a few hundred noisy labels."""
     label_weight: float = 0.5
     """Share of the total weight carried by the labels when shipped rows (``base``) are given."""
     seed: int = 0
@@ -189,6 +193,9 @@ def guard(
         promoted, reason = False, f"candidate {cand:.4f} <= current {cur:.4f} + {config.min_gain}"
     elif cand < length:
         promoted, reason = False, f"candidate {cand:.4f} < prompt length {length:.4f}"
+    elif config.sure_lead and (lead is None or lead.low <= 0):
+        shown = "none" if lead is None else lead.format()
+        promoted, reason = False, f"lead over current not sure: {shown} (95%) holds 0"
     else:
         promoted, reason = True, f"candidate {cand:.4f} beats current {cur:.4f}"
     return GuardResult(

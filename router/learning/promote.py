@@ -67,7 +67,12 @@ class LearnResult:
 def config_of(policy: Policy) -> CandidateConfig:
     """The candidate settings of the policy's ``learning:`` section."""
     s = policy.learning
-    return CandidateConfig(folds=s.folds, min_gain=s.min_gain, label_weight=s.label_weight)
+    return CandidateConfig(
+        folds=s.folds,
+        min_gain=s.min_gain,
+        sure_lead=s.require_sure_lead,
+        label_weight=s.label_weight,
+    )
 
 
 def label_rows(scorer: Scorer, labels: Sequence[Label]) -> Rows:

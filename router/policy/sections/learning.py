@@ -49,6 +49,9 @@ class LearningSettings(BaseModel):
     """The deployment's labels are split into this many held-out slices to score candidates."""
     min_gain: Annotated[float, Field(ge=0, le=1)] = 0.01
     """A candidate is promoted only if its held-out APGR beats the current head's by this."""
+    require_sure_lead: bool = False
+    """Also require the 95 % paired bootstrap interval of that held-out lead to lie above 0, so
+    that a lead a few hundred noisy labels cannot tell from none is not promoted."""
     label_weight: Annotated[float, Field(gt=0, lt=1)] = 0.5
     """Share of the training weight carried by the deployment's labels when the shipped data
     files are available (``base_data``); the rest goes to the shipped rows."""

@@ -110,3 +110,29 @@ def test_shipped_rows_join_the_fit() -> None:
     cand = fit_candidate(_head(np.zeros_like(w)), rows, CandidateConfig(alpha=10.0), base)
     fresh = _rows(w, seed=9)
     assert label_apgr(cand.raw(fresh.embeddings, fresh.features), fresh.target) > 0.7
+
+
+def _noisy(seed: int, n: int = 80) -> tuple[LinearHead, Rows]:
+    """A clueless serving head and a few noisy labels with a weak true signal."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, DIM)).astype(np.float32)
+    feats = rng.normal(size=(n, NF)).astype(np.float32)
+    x = np.hstack([emb, feats]).astype(np.float64)
+    gain = (x @ _true_w() + 3.0 * rng.normal(size=n) > 1).astype(np.float64)
+    rows = Rows(emb, feats, rng.integers(1, 500, size=n), gain)
+    return _head(1e-3 * rng.normal(size=DIM + NF)), rows
+
+
+def test_a_sure_lead_refuses_what_a_few_noisy_labels_cannot_tell_from_none() -> None:
+    head, rows = _noisy(0)
+    plain = guard(head, rows, CandidateConfig(alpha=100.0))
+    assert plain.promoted and plain.lead is not None and plain.lead.low < 0 < plain.lead.delta
+    sure = guard(head, rows, CandidateConfig(alpha=100.0, sure_lead=True))
+    assert not sure.promoted and "not sure" in sure.reason and "holds 0" in sure.reason
+    assert (sure.candidate_apgr, sure.current_apgr) == (plain.candidate_apgr, plain.current_apgr)
+
+
+def test_a_sure_lead_still_promotes_a_clear_winner() -> None:
+    head, rows = _noisy(39)
+    verdict = guard(head, rows, CandidateConfig(alpha=100.0, sure_lead=True))
+    assert verdict.promoted and verdict.lead is not None and verdict.lead.low > 0

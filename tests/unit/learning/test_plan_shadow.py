@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from router.context import RequestContext
+from router.learning.promote import config_of
 from router.learning.shadow import plan_shadow
 from router.policy.schema import Policy
 from router.protocol.chat_request import ChatRequest
@@ -88,5 +89,9 @@ def test_policy_checks_the_learning_section() -> None:
         _policy(shadow_sare=0.1)
     with pytest.raises(ValidationError):
         _policy(shadow_share=1.5)
+    with pytest.raises(ValidationError, match="require_sure_lead"):
+        _policy(require_sure_lead="maybe")
     default = Policy.model_validate({"models": [{"name": "m", "backend": "local"}]})
     assert default.learning.shadow_share == 0 and not default.learning.background
+    assert not default.learning.require_sure_lead and not config_of(default).sure_lead
+    assert config_of(_policy(require_sure_lead=True)).sure_lead

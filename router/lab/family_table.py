@@ -1,0 +1,84 @@
+"""Shared pieces of the lab's leave-one-family-out scripts: the design and the printed tables.
+
+Each candidate module (:mod:`router.lab.invariant`, :mod:`router.lab.common_direction`) prints
+the same two things: per setting, every family's APGR gain over prompt length (each family
+scored by a fit on the others), and the nested choice (the setting chosen without the family)
+with a paired bootstrap interval of its gain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from router.classify.corpus import load_corpus
+from router.classify.design import Design, corpus_design, encode_outcomes
+from router.classify.encoder import Encoder
+from router.classify.lofo import F64, family_apgr
+from router.classify.metrics import apgr_delta_interval
+
+
+def lab_design(data: Sequence[Path], max_tokens: int, cache: Path | None) -> Design:
+    """The design of every file in ``data`` (int8 ONNX encoder on the CPU; ``cache`` reused)."""
+    corpus = load_corpus(list(data))
+    encoder = Encoder.load(device="cpu", runtime="onnx", max_tokens=max_tokens)
+    emb, tokens = encode_outcomes(encoder, corpus.outcomes, cache)
+    return corpus_design(corpus, emb, tokens)
+
+
+def family_score(design: Design, score: F64, family: str) -> float:
+    """APGR of ``score`` on ``family``'s rows."""
+    rows = design.units == family
+    return family_apgr(score[rows], design.units[rows], design.weak[rows], design.strong[rows],
+                       [family])[family]  # fmt: skip
+
+
+def length_apgr(design: Design) -> dict[str, float]:
+    """Prompt length's APGR per family."""
+    length = design.x[:, design.length_col]
+    return {u: family_score(design, length, u) for u in design.names()}
+
+
+def gain_lines(
+    base: Mapping[str, float], rows: Mapping[str, Mapping[str, float]], width: int
+) -> list[str]:
+    """The header, length's row and one row of gains over length per setting (worst, mean)."""
+    names = list(base)
+    lines = [
+        f"{'':<{width}}" + "".join(f"{n[:8]:>9}" for n in names) + "    worst     mean",
+        f"{'prompt length':<{width}}" + "".join(f"{base[n]:>9.4f}" for n in names)
+        + f"{0:>+9.4f}{np.mean(list(base.values())):>9.4f}",
+    ]  # fmt: skip
+    for label, r in rows.items():
+        d = [r[n] - base[n] for n in names]
+        lines.append(f"{label:<{width}}" + "".join(f"{x:>+9.4f}" for x in d)
+                     + f"{min(d):>+9.4f}{np.mean([r[n] for n in names]):>9.4f}")  # fmt: skip
+    return lines
+
+
+def nested_lines(
+    design: Design, chosen: Mapping[str, tuple[str, F64]], resamples: int
+) -> list[str]:
+    """Per held-out family: the setting chosen without it (its label) and its APGR there beside
+    length's, with a 95 % paired bootstrap interval of the gain; then the mean and the worst."""
+    base = length_apgr(design)
+    length = design.x[:, design.length_col]
+    lines = ["nested (setting chosen without the family):"]
+    gains: list[float] = []
+    values: list[float] = []
+    for f, (label, s) in chosen.items():
+        rows = design.units == f
+        a = family_score(design, s, f)
+        gains.append(a - base[f])
+        values.append(a)
+        ci = (
+            "; 95% " + apgr_delta_interval(s[rows], length[rows], design.weak[rows],
+                                           design.strong[rows], resamples).format()
+            if resamples > 0 else ""
+        )  # fmt: skip
+        lines.append(f"  {f:<15} {label}: {a:.4f} (length {base[f]:.4f}, {a - base[f]:+.4f}{ci})")
+    lines.append(f"  mean {np.mean(values):.4f} (length {np.mean(list(base.values())):.4f}), "
+                 f"worst {min(gains):+.4f}")  # fmt: skip
+    return lines
