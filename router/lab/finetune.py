@@ -3,7 +3,7 @@
 Run ``python -m router.lab.finetune --data ../shared/data/router --cache /tmp/lower48.npz``.
 
 The frozen encoder's embedding did not beat prompt length on every held-out family under any
-ridge (``docs/routing.md``). This asks whether *adapting* the encoder does, cheaply enough for
+ridge (``docs/routing-lab.md``). This asks whether *adapting* the encoder does, cheaply enough for
 2 CPU cores:
 
 1. every prompt goes once through the embeddings and the lower ``split`` layers of the fp32

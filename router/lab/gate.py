@@ -1,10 +1,10 @@
 """The prompt-format gate: which kind of prompt this is, read from its text alone.
 
-The signals that transfer across families split by format (docs/routing.md, "Everything tried"):
+The signals that transfer across families split by format (docs/routing-lab.md, "Everything tried"):
 what marks a hard multiple-choice question is not what marks a hard coding or open-ended
 request. A type-gated head (:mod:`router.lab.gated`) keeps one set of weights per type, each
 chosen by leave-one-family-out validation on the training families of that type. Lab tooling:
-the shipped head does not read it (docs/routing.md, "Type-gated heads").
+the shipped head does not read it (docs/routing-lab.md).
 
 Types, first match wins:
 

@@ -66,7 +66,7 @@ GATES: dict[str, dict[str, str]] = {
 }
 """Each gate maps :func:`prompt_type` to the group that shares one set of weights. The
 "choice at length" gates keep multiple-choice prompts on length alone: the previous session's
-runs found the learned signals hurting the multiple-choice families (docs/routing.md)."""
+runs found the learned signals hurting the multiple-choice families (docs/routing-lab.md)."""
 STATIC = ("questions", "math", "code", "steps", "constraints", "digit_share", "log_chars")
 LEARNED = {
     "ridge features": Learned(0.0, False, 1e4, True),
