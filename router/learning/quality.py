@@ -2,17 +2,18 @@
 
 For every label with the routing score it got when served and its prompt's length: APGR of
 those scores and of prompt length on the labels (each label's gain ``g`` as outcomes: strong
-``(1 + g) / 2``, weak ``(1 - g) / 2``, as in :mod:`router.learning.candidate`), and the quality
-of routed answers against the strong share at 0 %, 10 %, ..., 100 %, and how sure the head's
-lead over length is: a 95 % paired bootstrap interval of head minus length over the labels
-(:func:`router.classify.metrics.apgr_delta_interval`, :data:`RESAMPLES` draws, seeded, so the
-same labels always give the same interval). The "head" numbers use the labels scored by the head
-that scored the newest label (after a promotion, older labels were scored by another head and
-are counted under ``all``).
+``(1 + g) / 2``, weak ``(1 - g) / 2``, as in :mod:`router.learning.candidate`), the quality of
+routed answers against the strong share at 0 %, 10 %, ..., 100 %, and how sure the head's lead
+over length is: a 95 % paired bootstrap interval of head minus length over the newest
+:data:`INTERVAL_LABELS` labels (:func:`router.classify.metrics.apgr_delta_interval`,
+:data:`RESAMPLES` draws, seeded, so the same labels always give the same interval). The "head"
+numbers use the labels scored by the head that scored the newest label (after a promotion,
+older labels were scored by another head and are counted under ``all``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,10 @@ from router.redis import keys as lk
 SHARES = tuple(i / 10 for i in range(11))
 """Strong shares of the curve."""
 RESAMPLES = 200
-"""Bootstrap draws for the head-minus-length interval (a report is built on request: ~0.1 s for
-5,000 labels)."""
+"""Bootstrap draws for the head-minus-length interval."""
+INTERVAL_LABELS = 10_000
+"""The interval is drawn from at most this many of the newest labels: a report is built on
+request, in the gateway too, and this bounds its cost (~0.5 s of one core in a worker thread)."""
 
 
 def _curve(scores: Sequence[float], gain: Sequence[float]) -> list[float]:
@@ -61,10 +64,17 @@ def summarize(labels: Sequence[Label]) -> dict[str, Any]:
     out["head_apgr"] = round(label_apgr(scores, gain), 4)
     out["length_apgr"] = round(label_apgr(tokens, gain), 4)
     if sum(gain) > 0:
-        g = np.asarray(gain, dtype=np.float64)
-        out["head_minus_length"] = apgr_delta_interval(
-            scores, tokens, (1 - g) / 2, (1 + g) / 2, RESAMPLES
-        ).as_dict()
+        g = np.asarray(gain[-INTERVAL_LABELS:], dtype=np.float64)
+        # APGR divides by the mean gain: where the labels cannot tell it from 0, resamples flip
+        # its sign and the interval means nothing, so none is given.
+        if g.mean() > 2 * g.std() / np.sqrt(len(g)):
+            out["head_minus_length"] = {
+                **apgr_delta_interval(
+                    scores[-INTERVAL_LABELS:], tokens[-INTERVAL_LABELS:], (1 - g) / 2,
+                    (1 + g) / 2, RESAMPLES,
+                ).as_dict(),
+                "labels": len(g),
+            }  # fmt: skip
         out["curve"] = {
             "strong_share": list(SHARES),
             "head": _curve(scores, gain),
@@ -80,7 +90,7 @@ async def routing_quality(
     labels = [
         lab for lab in await LabelStore(redis).all(since_s) if until_s is None or lab.ts < until_s
     ]
-    out = summarize(labels)
+    out = await asyncio.to_thread(summarize, labels)  # CPU work off the event loop
     heads = HeadStore(redis)
     out["serving_version"] = await heads.current() or "policy"
     out["shadow_spend_today_usd"] = round(await ShadowBudget(redis).spent_usd(), 6)
