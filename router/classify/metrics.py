@@ -127,6 +127,16 @@ class DeltaInterval:
         return f"{self.delta:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
+def gap_is_clear(gain: npt.ArrayLike) -> bool:
+    """Whether the strong-minus-weak ``gain`` is positive on average beyond two standard errors.
+
+    APGR divides by the mean gain; where the rows cannot tell it from 0, bootstrap resamples
+    flip its sign and an interval of APGR differences means nothing.
+    """
+    g = np.asarray(gain, dtype=np.float64)
+    return len(g) > 1 and float(g.mean()) > 2 * float(g.std()) / np.sqrt(len(g))
+
+
 def apgr_delta_interval(
     a: npt.ArrayLike,
     b: npt.ArrayLike,

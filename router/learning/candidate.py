@@ -30,7 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from router.classify.head import LinearHead, fit_platt, fit_ridge
-from router.classify.metrics import DeltaInterval, apgr, apgr_delta_interval, pgr_curve
+from router.classify.metrics import (
+    DeltaInterval,
+    apgr,
+    apgr_delta_interval,
+    gap_is_clear,
+    pgr_curve,
+)
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -186,16 +192,17 @@ def guard(
     length = label_apgr(rows.tokens.astype(np.float64), y)
     lead = (
         apgr_delta_interval(held_out, current_scores, (1 - y) / 2, (1 + y) / 2, LEAD_RESAMPLES)
-        if y.sum() > 0
+        if gap_is_clear(y)
         else None
     )
     if cand <= cur + config.min_gain:
         promoted, reason = False, f"candidate {cand:.4f} <= current {cur:.4f} + {config.min_gain}"
     elif cand < length:
         promoted, reason = False, f"candidate {cand:.4f} < prompt length {length:.4f}"
-    elif config.sure_lead and (lead is None or lead.low <= 0):
-        shown = "none" if lead is None else lead.format()
-        promoted, reason = False, f"lead over current not sure: {shown} (95%) holds 0"
+    elif config.sure_lead and lead is None:
+        promoted, reason = False, "lead over current not sure: no clear strong-tier gain"
+    elif config.sure_lead and lead is not None and lead.low <= 0:
+        promoted, reason = False, f"lead over current not sure: {lead.format()} (95%) holds 0"
     else:
         promoted, reason = True, f"candidate {cand:.4f} beats current {cur:.4f}"
     return GuardResult(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from router.classify.metrics import apgr_delta_interval, pgr_curve
+from router.classify.metrics import apgr_delta_interval, gap_is_clear, pgr_curve
 from router.learning.budget import ShadowBudget
 from router.learning.candidate import label_apgr
 from router.learning.heads_store import HeadStore
@@ -65,9 +65,7 @@ def summarize(labels: Sequence[Label]) -> dict[str, Any]:
     out["length_apgr"] = round(label_apgr(tokens, gain), 4)
     if sum(gain) > 0:
         g = np.asarray(gain[-INTERVAL_LABELS:], dtype=np.float64)
-        # APGR divides by the mean gain: where the labels cannot tell it from 0, resamples flip
-        # its sign and the interval means nothing, so none is given.
-        if g.mean() > 2 * g.std() / np.sqrt(len(g)):
+        if gap_is_clear(g):
             out["head_minus_length"] = {
                 **apgr_delta_interval(
                     scores[-INTERVAL_LABELS:], tokens[-INTERVAL_LABELS:], (1 - g) / 2,

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from router.classify.head import LinearHead, fit_platt, fit_ridge, standardiser
-from router.classify.metrics import apgr, apgr_delta_interval, cpt, pgr_curve, router_metrics
+from router.classify.metrics import (
+    apgr,
+    apgr_delta_interval,
+    cpt,
+    gap_is_clear,
+    pgr_curve,
+    router_metrics,
+)
 
 
 def _outcomes(n: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -139,3 +146,10 @@ def test_delta_interval_rejects_bad_settings(level: float, resamples: int) -> No
     weak, strong = _outcomes(n=20)
     with pytest.raises(ValueError):
         apgr_delta_interval(weak, strong, weak, strong, resamples=resamples, level=level)
+
+
+def test_gap_is_clear_only_beyond_two_standard_errors() -> None:
+    assert gap_is_clear([1.0, 0.0, 1.0, 0.0] * 50)
+    assert not gap_is_clear([1.0, -1.0] * 50)  # mean 0
+    assert not gap_is_clear([1.0, -1.0] * 50 + [1.0])  # positive, but noise
+    assert not gap_is_clear([1.0]) and not gap_is_clear([])
