@@ -26,9 +26,7 @@ first).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +36,7 @@ from router.lab.family_table import (
     family_score,
     gain_lines,
     lab_design,
+    lab_parser,
     length_apgr,
     nested_lines,
 )
@@ -187,14 +186,8 @@ def nested(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the leave-one-family-out table (gains over length) and the nested choice."""
-    p = argparse.ArgumentParser(prog="python -m router.lab.common_direction", description=__doc__)
-    p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
-    p.add_argument("--embeddings-cache", type=Path)
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("--k", type=int, nargs="+", default=[8, 16, 32, 64])
+    p = lab_parser("python -m router.lab.common_direction", __doc__, [8, 16, 32, 64])
     p.add_argument("--ridge", type=float, nargs="+", default=[0.1, float("inf")])
-    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0])
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
     args = p.parse_args(argv)
     design = lab_design(args.data, args.max_tokens, args.embeddings_cache)
     table = lofo_table(design, args.k, args.ridge, args.lambdas)

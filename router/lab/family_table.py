@@ -8,6 +8,7 @@ with a paired bootstrap interval of its gain.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +19,20 @@ from router.classify.design import Design, corpus_design, encode_outcomes
 from router.classify.encoder import Encoder
 from router.classify.lofo import F64, family_apgr
 from router.classify.metrics import apgr_delta_interval
+
+
+def lab_parser(prog: str, description: str | None, ks: Sequence[int]) -> argparse.ArgumentParser:
+    """The options every principal-component lab script takes: the data, the embeddings cache
+    and token budget, the components ``--k`` (default ``ks``), ``--lambdas`` (0: length alone)
+    and the bootstrap ``--resamples``."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
+    p.add_argument("--embeddings-cache", type=Path)
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--k", type=int, nargs="+", default=list(ks))
+    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
+    return p
 
 
 def lab_design(data: Sequence[Path], max_tokens: int, cache: Path | None) -> Design:

@@ -23,10 +23,8 @@ own :func:`router.classify.lofo.pick`) scores F.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,6 +35,7 @@ from router.lab.family_table import (
     family_score,
     gain_lines,
     lab_design,
+    lab_parser,
     length_apgr,
     nested_lines,
 )
@@ -186,15 +185,9 @@ def nested(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the leave-one-family-out table (gains over length) and the nested choice."""
-    p = argparse.ArgumentParser(prog="python -m router.lab.invariant", description=__doc__)
-    p.add_argument("--data", type=Path, nargs="+", default=[Path("../shared/data/router")])
-    p.add_argument("--embeddings-cache", type=Path)
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("--k", type=int, nargs="+", default=[16, 32, 64])
+    p = lab_parser("python -m router.lab.invariant", __doc__, [16, 32, 64])
     p.add_argument("--slack", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0])
     p.add_argument("--weights", choices=["mean", "min", "equal"], default="mean")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (0: none)")
     args = p.parse_args(argv)
     design = lab_design(args.data, args.max_tokens, args.embeddings_cache)
     names = design.names()
