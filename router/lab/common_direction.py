@@ -31,13 +31,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from router.classify.design import Design, zscore
-from router.classify.lofo import F64, Candidate, pick
+from router.classify.lofo import F64
 from router.lab.family_table import (
     family_score,
     gain_lines,
     lab_design,
     lab_parser,
     length_apgr,
+    nested_choice,
     nested_lines,
 )
 
@@ -160,28 +161,18 @@ def nested(
     design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
 ) -> dict[str, tuple[Setting, F64]]:
     """Per held-out family: the setting chosen without it, and its scores on the family's rows."""
-    names = design.names()
-    base = length_apgr(design)
-    out: dict[str, tuple[Setting, F64]] = {}
-    for f in names:
-        others = [u for u in names if u != f]
-        cols = {k: _columns(design, k, [f]) for k in ks}
-        effects = {k: _effects(design, cols[k]) for k in ks}
-        results: dict[Candidate, dict[str, float]] = {}
-        settings: dict[Candidate, Setting] = {}
-        for k in ks:
-            for ridge in ridges:
-                for lam in lambdas:
-                    c = Candidate(f"K{k}/ridge{ridge}", lam, 0.0)
-                    settings[c] = (k, ridge, lam)
-                    results[c] = {
-                        g: family_score(design, score(design, cols[k], effects[k],
-                                               [u for u in others if u != g], g, ridge, lam), g)
-                        for g in others
-                    }  # fmt: skip
-        k, ridge, lam = settings[pick(results, {g: base[g] for g in others})]
-        out[f] = ((k, ridge, lam), score(design, cols[k], effects[k], others, f, ridge, lam))
-    return out
+    cache: dict[tuple[int, str], tuple[F64, dict[str, tuple[F64, F64]]]] = {}
+
+    def scored(setting: Setting, held_out: str, train: Sequence[str], target: str) -> F64:
+        k, ridge, lam = setting
+        if (k, held_out) not in cache:
+            cols = _columns(design, k, [held_out])
+            cache[(k, held_out)] = (cols, _effects(design, cols))
+        cols, effects = cache[(k, held_out)]
+        return score(design, cols, effects, train, target, ridge, lam)
+
+    settings = [(k, ridge, lam) for k in ks for ridge in ridges for lam in lambdas]
+    return nested_choice(design, settings, scored)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,15 +9,16 @@ with a paired bootstrap interval of its gain.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from router.classify.corpus import load_corpus
 from router.classify.design import Design, corpus_design, encode_outcomes
 from router.classify.encoder import Encoder
-from router.classify.lofo import F64, family_apgr
+from router.classify.lofo import F64, Candidate, family_apgr, pick
 from router.classify.metrics import apgr_delta_interval
 
 
@@ -54,6 +55,42 @@ def length_apgr(design: Design) -> dict[str, float]:
     """Prompt length's APGR per family."""
     length = design.x[:, design.length_col]
     return {u: family_score(design, length, u) for u in design.names()}
+
+
+S = TypeVar("S", bound=tuple[object, ...])
+"""A lab script's setting; its last element is λ, the learned part's weight."""
+
+Scorer = Callable[[S, str, Sequence[str], str], F64]
+"""``(setting, held-out family, training families, family to score) -> scores`` (rows of the
+family scored; the held-out family's prompts may shape unsupervised parts such as components)."""
+
+
+def nested_choice(
+    design: Design, settings: Sequence[S], scorer: Scorer[S]
+) -> dict[str, tuple[S, F64]]:
+    """Per held-out family F: the setting chosen without F and its scores on F's rows.
+
+    Each other family G is scored by a fit on the families that are neither F nor G; the
+    setting whose worst G gains most over length wins (then the mean, then the smaller λ: the
+    rule's own :func:`router.classify.lofo.pick`), and it is refitted on all but F to score F.
+    """
+    names = design.names()
+    base = length_apgr(design)
+    out: dict[str, tuple[S, F64]] = {}
+    for f in names:
+        others = [u for u in names if u != f]
+        results: dict[Candidate, dict[str, float]] = {}
+        by_candidate: dict[Candidate, S] = {}
+        for setting in settings:
+            c = Candidate(repr(setting), float(setting[-1]), 0.0)  # type: ignore[arg-type]
+            by_candidate[c] = setting
+            results[c] = {
+                g: family_score(design, scorer(setting, f, [u for u in others if u != g], g), g)
+                for g in others
+            }
+        best = by_candidate[pick(results, {g: base[g] for g in others})]
+        out[f] = (best, scorer(best, f, others, f))
+    return out
 
 
 def gain_lines(

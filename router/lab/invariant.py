@@ -30,13 +30,14 @@ from typing import Literal
 import numpy as np
 
 from router.classify.design import Design, zscore
-from router.classify.lofo import F64, Candidate, pick
+from router.classify.lofo import F64
 from router.lab.family_table import (
     family_score,
     gain_lines,
     lab_design,
     lab_parser,
     length_apgr,
+    nested_choice,
     nested_lines,
 )
 
@@ -156,31 +157,18 @@ def nested(
     slacks: Sequence[int],
     lambdas: Sequence[float],
     magnitude: Magnitude = "mean",
-) -> dict[str, tuple[Setting, float]]:
-    """Per held-out family, the setting chosen without it and its APGR there."""
-    names = design.names()
-    base = length_apgr(design)
-    out: dict[str, tuple[Setting, float]] = {}
-    for f in names:
-        others = [u for u in names if u != f]
-        cache = {k: columns(design, k, [f]) for k in ks}
-        results: dict[Candidate, dict[str, float]] = {}
-        settings: dict[Candidate, Setting] = {}
-        for k in ks:
-            for slack in slacks:
-                for lam in lambdas:
-                    c = Candidate(f"K{k}/slack{slack}", lam, 0.0)
-                    settings[c] = (k, slack, lam)
-                    results[c] = {}
-                    for g in others:
-                        train = [u for u in others if u != g]
-                        s = score(design, cache[k], train, g, slack, lam, magnitude)
-                        results[c][g] = family_score(design, s, g)
-        best = settings[pick(results, {g: base[g] for g in others})]
-        k, slack, lam = best
-        s = score(design, cache[k], others, f, slack, lam, magnitude)
-        out[f] = (best, family_score(design, s, f))
-    return out
+) -> dict[str, tuple[Setting, F64]]:
+    """Per held-out family, the setting chosen without it and its scores on the family's rows."""
+    cache: dict[tuple[int, str], Columns] = {}
+
+    def scored(setting: Setting, held_out: str, train: Sequence[str], target: str) -> F64:
+        k, slack, lam = setting
+        if (k, held_out) not in cache:
+            cache[(k, held_out)] = columns(design, k, [held_out])
+        return score(design, cache[(k, held_out)], train, target, slack, lam, magnitude)
+
+    settings = [(k, slack, lam) for k in ks for slack in slacks for lam in lambdas]
+    return nested_choice(design, settings, scored)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,16 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", choices=["mean", "min", "equal"], default="mean")
     args = p.parse_args(argv)
     design = lab_design(args.data, args.max_tokens, args.embeddings_cache)
-    names = design.names()
     table = lofo_table(design, args.k, args.slack, args.lambdas, args.weights)
     rows = {f"K {k:<3} slack {slack} λ {lam:<5g}": r for (k, slack, lam), r in table.items()}
     print("\n".join(gain_lines(length_apgr(design), rows, 22)))
-    chosen: dict[str, tuple[str, F64]] = {}
-    for f, ((k, slack, lam), _) in nested(design, args.k, args.slack, args.lambdas,
-                                          args.weights).items():  # fmt: skip
-        others = [u for u in names if u != f]
-        s = score(design, columns(design, k, [f]), others, f, slack, lam, args.weights)
-        chosen[f] = (f"K {k} slack {slack} λ {lam:g}", s)
+    picked = nested(design, args.k, args.slack, args.lambdas, args.weights)
+    chosen = {f: (f"K {k} slack {slack} λ {lam:g}", sc)
+              for f, ((k, slack, lam), sc) in picked.items()}  # fmt: skip
     print("\n".join(nested_lines(design, chosen, args.resamples)))
     return 0
 
