@@ -33,11 +33,12 @@ import numpy as np
 from router.classify.design import Design, zscore
 from router.classify.lofo import F64
 from router.lab.family_table import (
-    family_score,
+    Scorer,
     gain_lines,
     lab_design,
     lab_parser,
     length_apgr,
+    lofo_rows,
     nested_choice,
     nested_lines,
 )
@@ -138,29 +139,9 @@ def score(
     return out
 
 
-def lofo_table(
-    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
-) -> dict[Setting, dict[str, float]]:
-    """Per setting, each family's APGR scored by the direction fitted on the others."""
-    names = design.names()
-    out: dict[Setting, dict[str, float]] = {}
-    for k in ks:
-        per_family = {f: _columns(design, k, [f]) for f in names}
-        effects = {f: _effects(design, per_family[f]) for f in names}
-        for ridge in ridges:
-            for lam in lambdas:
-                out[(k, ridge, lam)] = {
-                    f: family_score(design, score(design, per_family[f], effects[f],
-                                           [u for u in names if u != f], f, ridge, lam), f)
-                    for f in names
-                }  # fmt: skip
-    return out
-
-
-def nested(
-    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
-) -> dict[str, tuple[Setting, F64]]:
-    """Per held-out family: the setting chosen without it, and its scores on the family's rows."""
+def scorer(design: Design) -> Scorer[Setting]:
+    """The direction's :data:`router.lab.family_table.Scorer`; columns and effects cached per
+    (K, held out)."""
     cache: dict[tuple[int, str], tuple[F64, dict[str, tuple[F64, F64]]]] = {}
 
     def scored(setting: Setting, held_out: str, train: Sequence[str], target: str) -> F64:
@@ -171,8 +152,27 @@ def nested(
         cols, effects = cache[(k, held_out)]
         return score(design, cols, effects, train, target, ridge, lam)
 
-    settings = [(k, ridge, lam) for k in ks for ridge in ridges for lam in lambdas]
-    return nested_choice(design, settings, scored)
+    return scored
+
+
+def _settings(
+    ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
+) -> list[Setting]:
+    return [(k, ridge, lam) for k in ks for ridge in ridges for lam in lambdas]
+
+
+def lofo_table(
+    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
+) -> dict[Setting, dict[str, float]]:
+    """Per setting, each family's APGR scored by the direction fitted on the others."""
+    return lofo_rows(design, _settings(ks, ridges, lambdas), scorer(design))
+
+
+def nested(
+    design: Design, ks: Sequence[int], ridges: Sequence[float], lambdas: Sequence[float]
+) -> dict[str, tuple[Setting, F64]]:
+    """Per held-out family: the setting chosen without it, and its scores on the family's rows."""
+    return nested_choice(design, _settings(ks, ridges, lambdas), scorer(design))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

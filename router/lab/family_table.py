@@ -65,6 +65,20 @@ Scorer = Callable[[S, str, Sequence[str], str], F64]
 family scored; the held-out family's prompts may shape unsupervised parts such as components)."""
 
 
+def lofo_rows(
+    design: Design, settings: Sequence[S], scorer: Scorer[S]
+) -> dict[S, dict[str, float]]:
+    """Per setting, each family's APGR scored by a fit on the other families."""
+    names = design.names()
+    return {
+        setting: {
+            f: family_score(design, scorer(setting, f, [u for u in names if u != f], f), f)
+            for f in names
+        }
+        for setting in settings
+    }
+
+
 def nested_choice(
     design: Design, settings: Sequence[S], scorer: Scorer[S]
 ) -> dict[str, tuple[S, F64]]:

@@ -32,11 +32,12 @@ import numpy as np
 from router.classify.design import Design, zscore
 from router.classify.lofo import F64
 from router.lab.family_table import (
-    family_score,
+    Scorer,
     gain_lines,
     lab_design,
     lab_parser,
     length_apgr,
+    lofo_rows,
     nested_choice,
     nested_lines,
 )
@@ -128,6 +129,23 @@ def score(
     return out
 
 
+def scorer(design: Design, magnitude: Magnitude = "mean") -> Scorer[Setting]:
+    """The filter's :data:`router.lab.family_table.Scorer`; columns cached per (K, held out)."""
+    cache: dict[tuple[int, str], Columns] = {}
+
+    def scored(setting: Setting, held_out: str, train: Sequence[str], target: str) -> F64:
+        k, slack, lam = setting
+        if (k, held_out) not in cache:
+            cache[(k, held_out)] = columns(design, k, [held_out])
+        return score(design, cache[(k, held_out)], train, target, slack, lam, magnitude)
+
+    return scored
+
+
+def _settings(ks: Sequence[int], slacks: Sequence[int], lambdas: Sequence[float]) -> list[Setting]:
+    return [(k, slack, lam) for k in ks for slack in slacks for lam in lambdas]
+
+
 def lofo_table(
     design: Design,
     ks: Sequence[int],
@@ -136,19 +154,7 @@ def lofo_table(
     magnitude: Magnitude = "mean",
 ) -> dict[Setting, dict[str, float]]:
     """Per setting, each family's APGR scored by the filter fitted on the others."""
-    names = design.names()
-    out: dict[Setting, dict[str, float]] = {}
-    for k in ks:
-        per_family = {f: columns(design, k, [f]) for f in names}
-        for slack in slacks:
-            for lam in lambdas:
-                row: dict[str, float] = {}
-                for f in names:
-                    others = [u for u in names if u != f]
-                    s = score(design, per_family[f], others, f, slack, lam, magnitude)
-                    row[f] = family_score(design, s, f)
-                out[(k, slack, lam)] = row
-    return out
+    return lofo_rows(design, _settings(ks, slacks, lambdas), scorer(design, magnitude))
 
 
 def nested(
@@ -159,16 +165,7 @@ def nested(
     magnitude: Magnitude = "mean",
 ) -> dict[str, tuple[Setting, F64]]:
     """Per held-out family, the setting chosen without it and its scores on the family's rows."""
-    cache: dict[tuple[int, str], Columns] = {}
-
-    def scored(setting: Setting, held_out: str, train: Sequence[str], target: str) -> F64:
-        k, slack, lam = setting
-        if (k, held_out) not in cache:
-            cache[(k, held_out)] = columns(design, k, [held_out])
-        return score(design, cache[(k, held_out)], train, target, slack, lam, magnitude)
-
-    settings = [(k, slack, lam) for k in ks for slack in slacks for lam in lambdas]
-    return nested_choice(design, settings, scored)
+    return nested_choice(design, _settings(ks, slacks, lambdas), scorer(design, magnitude))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
